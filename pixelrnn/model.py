@@ -1,0 +1,353 @@
+"""PixelRNN, row by row: an image is a sequence of rows, an RNN reads the rows above and predicts the next.
+
+After "Pixel Recurrent Neural Networks" (van den Oord, Kalchbrenner, Kavukcuoglu, 2016), in the simple
+encoder -> RNN -> decoder shape of a row-sequence model:
+
+    tokens (B, T, D) -> encoder -> shift right (start token) -> RNN -> decoder -> head -> (B, T, D, K)
+
+A token is one row (`step="row"`: T = H, D = W*C, values pixel-major: R, G, B of pixel 0, then pixel 1)
+or one pixel (`step="pixel"`: T = H*W, D = C). Each of the D values gets K distribution parameters.
+NOTE: the row head is a MADE-style masked network (Germain et al. 2015), so the values inside a token
+are predicted autoregressively and the likelihood is exact; `row_head="independent"` is the original
+design, where they are conditionally independent given the tokens above.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+
+from . import distributions
+from .errors import PixelRNNError
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+MODES = ("many-to-many", "many-to-one")
+ROW_HEADS = ("autoregressive", "independent")
+STEPS = ("row", "pixel")
+MAX_SIDE, MAX_HIDDEN, MAX_LAYERS, MAX_WINDOW, MAX_MIXTURES = 1024, 8192, 16, 4096, 32
+MAX_LAYER_WEIGHTS = 2**27  # one weight matrix above this (512 MiB in float32) is refused
+
+
+class PixelRNN(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="pixelrnn",
+    tags=["pixelrnn", "image-generation", "autoregressive", "pytorch"],
+    license="mit",
+    pipeline_tag="unconditional-image-generation",
+    repo_url="https://github.com/pixelrnn/pixelrnn",
+):
+    """A row-by-row autoregressive image model. Every keyword is validated and stored in `config`."""
+
+    def __init__(
+        self,
+        height: int = 28,
+        width: int = 28,
+        channels: int = 1,
+        values: str = "binary",
+        cell: str = "gru",
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        mode: str = "many-to-many",
+        window: int = 8,
+        row_head: str = "autoregressive",
+        step: str = "row",
+        head_size: int = 256,
+        head_layers: int = 1,
+        mixtures: int = 5,
+    ):
+        super().__init__()
+        config = dict(
+            height=height, width=width, channels=channels, values=values, cell=cell,
+            hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+            dropout=dropout, batch_norm=batch_norm, mode=mode, window=window, row_head=row_head,
+            step=step, head_size=head_size, head_layers=head_layers, mixtures=mixtures,
+        )  # fmt: skip
+        validate_config(config)
+        self._config = config
+        self._hub_mixin_config = dict(config)
+
+        self.token_size = width * channels if step == "row" else channels  # D
+        self.num_tokens = height if step == "row" else height * width  # T
+        self.tokens_per_row = 1 if step == "row" else width
+        self.params_per_value = distributions.params_per_value(values, mixtures)  # K
+
+        directions = 2 if bidirectional else 1
+        self.encoder = _dense(self.token_size, hidden_size, batch_norm)
+        self.start = nn.Parameter(torch.randn(hidden_size) * 0.1)
+        self.rnn = CELLS[cell](
+            hidden_size, hidden_size, num_layers=num_layers, batch_first=True,
+            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
+        )  # fmt: skip
+        self.decoder = _dense(hidden_size * directions, hidden_size, batch_norm)
+        self.drop = nn.Dropout(dropout)
+        if row_head == "autoregressive":
+            self.head = MaskedRowHead(self.token_size, self.params_per_value, hidden_size, head_size, head_layers)
+        else:
+            self.head = IndependentRowHead(self.token_size, self.params_per_value, hidden_size)
+
+    @property
+    def config(self) -> dict:
+        """The full configuration, defaults included: what config.json holds."""
+        return dict(self._config)
+
+    @property
+    def device(self) -> torch.device:
+        return self.start.device
+
+    # -- checkpoints (see checkpoint.py) ------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, revision: str | None = None, **kwargs) -> "PixelRNN":
+        """Load from a checkpoint folder or a Hub repo id: strict, safetensors only, in eval mode."""
+        from .checkpoint import load
+
+        return load(cls, pretrained_model_name_or_path, revision, **kwargs)
+
+    def save_pretrained(self, save_directory, *, model_card_kwargs: dict | None = None, push_to_hub=False, repo_id=None, **push_kwargs):
+        """Write model.safetensors, config.json and a model card (README.md) to a folder."""
+        from .checkpoint import save
+
+        save(self, save_directory, **(model_card_kwargs or {}))
+        if push_to_hub:
+            return self.push_to_hub(repo_id=repo_id, model_card_kwargs=model_card_kwargs, **push_kwargs)
+        return None
+
+    # -- layout ---------------------------------------------------------------------------------
+    def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, T, D): rows (or pixels) in raster order, channels last inside."""
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], self.num_tokens, self.token_size)
+
+    def to_image(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, C, H, W)."""
+        c = self._config
+        return tokens.reshape(tokens.shape[0], c["height"], c["width"], c["channels"]).permute(0, 3, 1, 2)
+
+    def check_batch(self, x: torch.Tensor) -> None:
+        c = self._config
+        expected = (c["channels"], c["height"], c["width"])
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise PixelRNNError(f"expected a batch of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+
+    # -- the parallel, teacher-forced pass --------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in value space -> distribution parameters (B, T, D, K) for every value."""
+        self.check_batch(x)
+        tokens = self.to_tokens(x.to(self.start.dtype))
+        inputs = distributions.normalize(tokens, self._config["values"])
+        return self.head(self.contexts(inputs), inputs)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log-likelihood of every value, in nats: (B, C, H, W) -> (B, C, H, W)."""
+        params = self(x)
+        tokens = self.to_tokens(x.to(params.dtype))
+        return self.to_image(distributions.log_prob(params, tokens, self._config["values"]))
+
+    def contexts(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Normalized tokens (B, T, D) -> the context for each token (B, T, hidden), from earlier tokens only."""
+        batch, steps, _ = inputs.shape
+        embedded = self._encode(inputs)
+        sequence = torch.cat([self.start.expand(batch, 1, -1), embedded[:, :-1]], dim=1)  # shift right
+        if self._config["mode"] == "many-to-many":
+            outputs, _ = self.rnn(sequence)
+        else:
+            window = self._config["window"]
+            padded = F.pad(sequence, (0, 0, window - 1, 0))  # zeros before the start token
+            windows = padded.unfold(1, window, 1).permute(0, 1, 3, 2)  # (B, T, window, E)
+            outputs, _ = self.rnn(windows.reshape(batch * steps, window, -1))
+            outputs = outputs[:, -1].reshape(batch, steps, -1)
+        return self._decode(outputs)
+
+    # -- one token at a time, with carried state --------------------------------------------------
+    def context_step(self, previous: torch.Tensor | None, state=None, batch_size: int = 1):
+        """Context for the next token, given the token just produced (None at the start of an image).
+
+        Many-to-many carries the RNN state: an image costs T RNN steps. Many-to-one re-reads its window of
+        the last `window` tokens for every token: T x window steps. Returns (context (B, hidden), state).
+        """
+        if previous is None:
+            step_input = self.start.expand(batch_size, 1, -1)
+        else:
+            step_input = self._encode(distributions.normalize(previous, self._config["values"]).unsqueeze(1))
+        if self._config["mode"] == "many-to-many":
+            output, state = self.rnn(step_input, state)
+        else:
+            if state is None:
+                state = step_input.new_zeros(step_input.shape[0], self._config["window"], step_input.shape[-1])
+            state = torch.cat([state[:, 1:], step_input], dim=1)
+            output, _ = self.rnn(state)
+        return self._decode(output[:, -1:])[:, 0], state
+
+    def token_params(self, context: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        """Distribution parameters (B, D, K) for a known token (B, D) given its context: teacher forcing."""
+        inputs = distributions.normalize(token, self._config["values"])
+        return self.head(context.unsqueeze(1), inputs.unsqueeze(1))[:, 0]
+
+    def sample_token(self, context, temperature=1.0, greedy=False, generator=None):
+        """Draw one token (B, D) value by value; returns it with the parameters each value was drawn from."""
+        c = self._config
+        values = c["values"]
+        if greedy:
+            draw = lambda params, d: distributions.mode(params, values)  # noqa: E731
+        else:
+            shape = (context.shape[0], self.token_size, distributions.noise_size(values, c["mixtures"]))
+            uniform = torch.rand(shape, generator=generator, device=context.device, dtype=context.dtype)
+            noise = distributions.prepare_noise(uniform, values)
+            draw = lambda params, d: distributions.sample(params, noise[:, d], values, temperature)  # noqa: E731
+        return self.head.sample(context, draw, lambda v: distributions.normalize(v, values))
+
+    # -- pieces -------------------------------------------------------------------------------------
+    def _encode(self, inputs):
+        return _apply_dense(self.encoder, inputs)
+
+    def _decode(self, outputs):
+        return _apply_dense(self.decoder, self.drop(outputs))
+
+
+class IndependentRowHead(nn.Module):
+    """The original design: every value of a token is predicted from the context alone."""
+
+    def __init__(self, token_size, params_per_value, context_size):
+        super().__init__()
+        self.token_size, self.params_per_value = token_size, params_per_value
+        self.out = nn.Linear(context_size, token_size * params_per_value)
+
+    def forward(self, context, inputs):  # (B, T, hidden), ignored -> (B, T, D, K)
+        return self.out(context).unflatten(-1, (self.token_size, self.params_per_value))
+
+    def sample(self, context, draw, normalize):
+        params = self(context.unsqueeze(1), None)[:, 0]
+        return draw(params, slice(None)), params
+
+
+class MaskedLinear(nn.Linear):
+    def __init__(self, in_features, out_features, mask):
+        super().__init__(in_features, out_features)
+        self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class MaskedRowHead(nn.Module):
+    """MADE over the D values of a token: value d sees the context and values 0..d-1 of its own token."""
+
+    def __init__(self, token_size, params_per_value, context_size, head_size, head_layers):
+        super().__init__()
+        self.token_size, self.params_per_value = token_size, params_per_value
+        input_degree = torch.arange(1, token_size + 1)
+        hidden_degree = torch.arange(head_size) % max(token_size - 1, 1) + 1
+        output_degree = input_degree.repeat_interleave(params_per_value)
+        self.inp = MaskedLinear(token_size, head_size, hidden_degree[:, None] >= input_degree[None, :])
+        self.context_in = nn.Linear(context_size, head_size)
+        self.hidden = nn.ModuleList(
+            MaskedLinear(head_size, head_size, hidden_degree[:, None] >= hidden_degree[None, :])
+            for _ in range(head_layers - 1)
+        )
+        self.out = MaskedLinear(head_size, token_size * params_per_value, output_degree[:, None] > hidden_degree[None, :])
+        self.context_out = nn.Linear(context_size, token_size * params_per_value)
+
+    def forward(self, context, inputs):  # (B, T, hidden), (B, T, D) -> (B, T, D, K)
+        a = self._hidden(self.inp(inputs) + self.context_in(context))
+        out = self.out(a) + self.context_out(context)
+        return out.unflatten(-1, (self.token_size, self.params_per_value))
+
+    def _hidden(self, pre_activation):
+        a = F.relu(pre_activation)
+        for layer in self.hidden:
+            a = F.relu(layer(a))
+        return a
+
+    def sample(self, context, draw, normalize):
+        """D small passes; the input layer is updated incrementally and only value d's outputs are computed."""
+        k = self.params_per_value
+        in_weight = self.inp.weight * self.inp.mask  # (head, D)
+        out_weight = (self.out.weight * self.out.mask).unflatten(0, (self.token_size, k))  # (D, K, head)
+        out_bias = (self.out.bias + self.context_out(context)).unflatten(-1, (self.token_size, k))  # (B, D, K)
+        # Values not drawn yet enter as 0; the masks keep them away from every output still to come.
+        pre_activation = self.context_in(context) + self.inp.bias
+        token = torch.zeros_like(out_bias[..., 0])
+        params = torch.empty_like(out_bias)
+        for d in range(self.token_size):
+            params[:, d] = self._hidden(pre_activation) @ out_weight[d].T + out_bias[:, d]
+            token[:, d] = draw(params[:, d], d)
+            pre_activation = pre_activation + normalize(token[:, d : d + 1]) * in_weight[:, d]
+        return token, params
+
+
+def _dense(in_features, out_features, batch_norm):
+    layers = [nn.Linear(in_features, out_features)]
+    if batch_norm:
+        layers.append(nn.BatchNorm1d(out_features))
+    layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _apply_dense(block, x):
+    """Apply a Linear/BatchNorm1d/ReLU block to (..., F): batch norm wants (N, F)."""
+    return block(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+
+def validate_config(config: dict) -> None:
+    """Refuse invalid or absurd configurations with one clear message per problem."""
+    problems = []
+
+    def check_int(name, low, high):
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{name} must be a whole number, got {value!r}")
+        elif not low <= value <= high:
+            problems.append(f"{name} must be between {low} and {high}, got {value}")
+
+    def check_choice(name, choices):
+        if config[name] not in choices:
+            problems.append(f"{name} must be one of {', '.join(map(repr, choices))}, got {config[name]!r}")
+
+    check_int("height", 1, MAX_SIDE)
+    check_int("width", 1, MAX_SIDE)
+    if config["channels"] not in (1, 3) or isinstance(config["channels"], bool):
+        problems.append(f"channels must be 1 (gray) or 3 (RGB), got {config['channels']!r}")
+    check_choice("values", tuple(distributions.LEVELS))
+    check_choice("cell", tuple(CELLS))
+    check_int("hidden_size", 1, MAX_HIDDEN)
+    check_int("num_layers", 1, MAX_LAYERS)
+    check_int("window", 1, MAX_WINDOW)
+    check_int("head_size", 1, MAX_HIDDEN)
+    check_int("head_layers", 1, 8)
+    check_int("mixtures", 1, MAX_MIXTURES)
+    check_choice("mode", MODES)
+    check_choice("row_head", ROW_HEADS)
+    check_choice("step", STEPS)
+    for name in ("bidirectional", "batch_norm"):
+        if not isinstance(config[name], bool):
+            problems.append(f"{name} must be true or false, got {config[name]!r}")
+    dropout = config["dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        problems.append(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if config["bidirectional"] is True and config["mode"] == "many-to-many":
+        problems.append(
+            "bidirectional=True needs mode='many-to-one': in many-to-many the backward direction would read "
+            "rows below the one being predicted, so the model would not be causal"
+        )
+    if not problems:
+        token_size = config["width"] * config["channels"] if config["step"] == "row" else config["channels"]
+        outputs = token_size * distributions.params_per_value(config["values"], config["mixtures"])
+        largest = max(outputs * max(config["head_size"], config["hidden_size"]), config["hidden_size"] ** 2 * 4)
+        if largest > MAX_LAYER_WEIGHTS:
+            problems.append(
+                f"this configuration needs a weight matrix of {largest:,} numbers (limit {MAX_LAYER_WEIGHTS:,}): "
+                "use a smaller image, hidden_size or head_size"
+            )
+    if problems:
+        raise PixelRNNError("invalid PixelRNN configuration: " + "; ".join(problems))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def bits_per_dim(nll_nats: float, dims: int) -> float:
+    return nll_nats / (dims * math.log(2))

@@ -1,0 +1,39 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# Tests never touch the network: any Hub access goes to a closed local port unless a test starts a server.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pixelrnn  # noqa: E402
+
+
+def tiny(**overrides) -> pixelrnn.PixelRNN:
+    config = dict(height=4, width=3, channels=1, hidden_size=8, head_size=8)
+    config.update(overrides)
+    return pixelrnn.PixelRNN(**config)
+
+
+def random_images(model, batch=2, generator=None) -> torch.Tensor:
+    c = model.config
+    top = 2 if c["values"] == "binary" else 256
+    return torch.randint(0, top, (batch, c["channels"], c["height"], c["width"]), generator=generator).float()
+
+
+def settle_batch_norm(model, batches=3):
+    """Give batch norm non-trivial running statistics, then switch to eval."""
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(random_images(model, batch=8))
+    return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,196 @@
+import itertools
+
+import pytest
+import torch
+
+import pixelrnn
+from conftest import random_images, settle_batch_norm, tiny
+from pixelrnn import distributions
+
+GRID = [
+    dict(step=step, cell=cell, mode=mode, bidirectional=bi, batch_norm=bn, row_head=head, values=values,
+         channels=3 if values == "8bit" else 1)
+    for step, cell, (mode, bi), bn, head, values in itertools.product(
+        ("row", "pixel"), ("rnn", "gru", "lstm"),
+        (("many-to-many", False), ("many-to-one", False), ("many-to-one", True)),
+        (False, True), ("autoregressive", "independent"), ("binary", "8bit"),
+    )
+]  # fmt: skip
+
+
+def _id(config):
+    return "-".join(str(v) for v in config.values())
+
+
+def _value_order_params(model, x):
+    """Distribution parameters flattened in the model's autoregressive order: (B, T*D, K)."""
+    params = model(x)
+    return params.reshape(params.shape[0], -1, params.shape[-1])
+
+
+@pytest.mark.parametrize("config", GRID, ids=_id)
+def test_causal_within_and_across_rows(config):
+    model = settle_batch_norm(tiny(window=2, num_layers=2, **config))
+    x = random_images(model, batch=1)
+    tokens = model.to_tokens(x)
+    size = tokens[0].numel()
+    with torch.no_grad():
+        base = _value_order_params(model, x)
+        for position in range(size):
+            changed = tokens.clone().reshape(1, -1)
+            top = 1 if config["values"] == "binary" else 255
+            changed[0, position] = top - changed[0, position]
+            after = _value_order_params(model, model.to_image(changed.reshape(tokens.shape)))
+            # nothing at or before the changed value may move
+            torch.testing.assert_close(after[:, : position + 1], base[:, : position + 1], rtol=0, atol=1e-6)
+            if position < size - model.token_size:  # and the next token does see it
+                assert not torch.allclose(after[:, position + 1 :], base[:, position + 1 :])
+
+
+def test_autoregressive_head_sees_earlier_values_of_its_own_row():
+    model = settle_batch_norm(tiny(width=5, row_head="autoregressive"))
+    x = random_images(model, batch=1)
+    with torch.no_grad():
+        base = model(x)
+        x2 = x.clone()
+        x2[0, 0, 1, 0] = 1 - x2[0, 0, 1, 0]
+        after = model(x2)
+    assert not torch.allclose(after[0, 1, 1:], base[0, 1, 1:])  # same row, later values move
+
+
+def test_independent_head_ignores_its_own_row():
+    model = settle_batch_norm(tiny(width=5, row_head="independent"))
+    x = random_images(model, batch=1)
+    with torch.no_grad():
+        base = model(x)
+        x2 = x.clone()
+        x2[0, 0, 1, 0] = 1 - x2[0, 0, 1, 0]
+        torch.testing.assert_close(model(x2)[0, 1], base[0, 1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("config", [g for g in GRID if g["cell"] == "gru" and g["batch_norm"]], ids=_id)
+def test_carried_state_steps_match_the_parallel_pass(config):
+    model = settle_batch_norm(tiny(window=3, num_layers=2, **config))
+    x = random_images(model, batch=3)
+    with torch.no_grad():
+        inputs = distributions.normalize(model.to_tokens(x), model.config["values"])
+        parallel = model.contexts(inputs)
+        tokens = model.to_tokens(x)
+        state, previous = None, None
+        for t in range(model.num_tokens):
+            context, state = model.context_step(previous, state, batch_size=3)
+            torch.testing.assert_close(context, parallel[:, t], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(model.token_params(context, tokens[:, t]), model(x)[:, t], rtol=1e-5, atol=1e-5)
+            previous = tokens[:, t]
+
+
+@pytest.mark.parametrize("head", ["autoregressive", "independent"])
+@pytest.mark.parametrize("step", ["row", "pixel"])
+def test_log_prob_is_a_normalized_distribution_over_all_images(head, step):
+    model = settle_batch_norm(tiny(height=2, width=2, row_head=head, step=step))
+    every_image = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).reshape(16, 1, 2, 2)
+    with torch.no_grad():
+        total = model.log_prob(every_image).sum(dim=(1, 2, 3)).exp().sum()
+    assert total.item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_8bit_levels_sum_to_one_and_match_log_prob():
+    params = torch.randn(50, 15) * 2
+    table = distributions.level_log_probs(params, "8bit")
+    assert torch.allclose(table.exp().sum(-1), torch.ones(50), atol=1e-5)
+    x = torch.randint(0, 256, (50,)).float()
+    direct = distributions.log_prob(params, x, "8bit")
+    torch.testing.assert_close(direct, table.gather(-1, x.long()[:, None])[:, 0], atol=2e-3, rtol=1e-3)
+    raw = distributions._logistic_mixture_log_prob(params, torch.arange(256.0)).exp().sum(-1)
+    assert torch.allclose(raw, torch.ones(50), atol=1e-2)  # the mixture itself is (nearly) normalized
+
+
+@pytest.mark.parametrize("head", ["autoregressive", "independent"])
+def test_generate_samples_the_models_distribution(head):
+    model = settle_batch_norm(tiny(height=2, width=2, row_head=head))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)  # a sharper, clearly non-uniform distribution
+    every_image = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).reshape(16, 1, 2, 2)
+    with torch.no_grad():
+        exact = model.log_prob(every_image).sum(dim=(1, 2, 3)).exp()
+    *_, last = pixelrnn.generate(model, n=1024, seed=0)
+    draws = [last.image]
+    for seed in range(1, 20):
+        *_, last = pixelrnn.generate(model, n=1024, seed=seed)
+        draws.append(last.image)
+    samples = torch.cat(draws)
+    codes = (samples.reshape(-1, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(1).long()
+    frequency = torch.bincount(codes, minlength=16).float() / len(codes)
+    # binomial standard error with n = 20480 is below 0.0035; 5 sigma
+    assert (frequency - exact).abs().max().item() < 0.018, (frequency, exact)
+    assert exact.max() > 2 * exact.min()
+
+
+def test_8bit_generate_matches_single_value_distribution():
+    model = settle_batch_norm(tiny(height=1, width=1, values="8bit", mixtures=2))
+    with torch.no_grad():
+        every_level = torch.arange(256.0).reshape(256, 1, 1, 1)
+        exact = model.log_prob(every_level).reshape(-1).exp()
+    *_, last = pixelrnn.generate(model, n=1024, seed=3)
+    samples = torch.cat([last.image] + [list(pixelrnn.generate(model, n=1024, seed=s))[-1].image for s in range(10)])
+    frequency = torch.bincount(samples.reshape(-1).long(), minlength=256).float() / samples.numel()
+    assert 0.5 * (frequency - exact).abs().sum().item() < 0.06  # total variation
+
+
+def test_config_is_complete_and_json_ready():
+    model = pixelrnn.PixelRNN()
+    config = model.config
+    assert config["height"] == 28 and config["values"] == "binary" and config["cell"] == "gru"
+    assert set(config) == set(pixelrnn.PixelRNN.__init__.__code__.co_varnames[1:18])
+    config["height"] = 5
+    assert model.config["height"] == 28  # a copy
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (dict(height=0), "height must be between 1 and 1024"),
+        (dict(width=-3), "width must be between 1 and 1024"),
+        (dict(height=5000), "height must be between 1 and 1024"),
+        (dict(channels=2), "channels must be 1"),
+        (dict(cell="transformer"), "cell must be one of"),
+        (dict(hidden_size=100000), "hidden_size must be between"),
+        (dict(hidden_size=2.5), "hidden_size must be a whole number"),
+        (dict(num_layers=0), "num_layers"),
+        (dict(values="16bit"), "values must be one of"),
+        (dict(mode="one-to-many"), "mode must be one of"),
+        (dict(row_head="made"), "row_head must be one of"),
+        (dict(step="column"), "step must be one of"),
+        (dict(dropout=1.0), "dropout must be a number in [0, 1)"),
+        (dict(batch_norm="yes"), "batch_norm must be true or false"),
+        (dict(bidirectional=True), "would not be causal"),
+        (dict(width=1024, channels=3, values="8bit", head_size=8192), "weight matrix"),
+    ],
+)
+def test_bad_configs_are_refused_with_a_clear_message(bad, words):
+    with pytest.raises(pixelrnn.PixelRNNError, match=None) as info:
+        pixelrnn.PixelRNN(**bad)
+    assert words in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_wrong_batch_shape_is_a_clear_error():
+    model = tiny()
+    with pytest.raises(pixelrnn.PixelRNNError, match=r"expected a batch of shape \(B, 1, 4, 3\)"):
+        model.log_prob(torch.zeros(2, 1, 5, 3))
+
+
+def test_a_few_steps_of_training_lower_the_nll():
+    model = tiny(height=6, width=6, hidden_size=32, head_size=32)
+    data = random_images(model, batch=8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    first = None
+    for _ in range(60):
+        loss = -model.log_prob(data).sum(dim=(1, 2, 3)).mean()
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.7 * first

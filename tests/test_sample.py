@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+import pixelrnn
+from conftest import random_images, settle_batch_norm, tiny
+
+CONFIGS = [
+    dict(),
+    dict(step="pixel"),
+    dict(mode="many-to-one", bidirectional=True, cell="lstm", window=2),
+    dict(values="8bit", channels=3, row_head="independent"),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_generate_yields_one_step_per_row_in_order(config):
+    model = settle_batch_norm(tiny(**config))
+    steps = list(pixelrnn.generate(model, n=3, seed=0))
+    assert [s.row for s in steps] == list(range(4))
+    assert steps[-1].done and not steps[0].done
+    for step in steps:
+        assert step.image.shape == (3, model.config["channels"], 4, 3)
+        assert step.image[:, :, step.row + 1 :].eq(0).all()  # rows not produced yet hold 0
+        assert step.loss is None and step.row_loss is None
+    for earlier, later in zip(steps, steps[1:]):
+        torch.testing.assert_close(later.image[:, :, : earlier.row + 1], earlier.image[:, :, : earlier.row + 1])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_reconstruct_losses_equal_the_parallel_log_prob(config):
+    model = settle_batch_norm(tiny(**config))
+    x = random_images(model, batch=1)
+    steps = list(pixelrnn.reconstruct(model, x[0]))
+    with torch.no_grad():
+        log_prob = model.log_prob(x)[0]  # (C, H, W)
+    for step in steps:
+        assert step.row_loss == pytest.approx(-log_prob[:, step.row].mean().item(), rel=1e-5)
+    last = steps[-1]
+    assert last.nll == pytest.approx(-log_prob.sum().item(), rel=1e-5)
+    assert last.loss * x.numel() == pytest.approx(last.nll, rel=1e-5)
+    assert last.bits_per_dim == pytest.approx(last.nll / (x.numel() * 0.6931471805599453), rel=1e-6)
+    assert len(last.row_losses) == 4
+
+
+def test_reconstruct_shows_the_most_likely_value_and_counts_errors():
+    model = settle_batch_norm(tiny(width=5))
+    x = random_images(model, batch=1)
+    last = list(pixelrnn.reconstruct(model, x))[-1]
+    with torch.no_grad():
+        greedy = (model(x)[..., 0] > 0).float()  # binary: logit > 0 is the likelier value
+    torch.testing.assert_close(model.to_tokens(last.image), greedy)
+    assert last.error_rate == pytest.approx((last.image != x).float().mean().item())
+
+
+def test_complete_keeps_the_first_rows_and_reports_losses():
+    model = settle_batch_norm(tiny(height=6, width=4))
+    x = random_images(model, batch=1)[0]
+    steps = list(pixelrnn.complete(model, x, keep_rows=3, seed=1, n=4))
+    assert len(steps) == 6
+    last = steps[-1]
+    assert last.image.shape == (4, 1, 6, 4)
+    assert last.image[:, :, :3].eq(x[:, :3]).all()
+    assert steps[2].error_rate == 0.0  # kept rows are exact
+    with torch.no_grad():
+        kept = -model.log_prob(x[None])[0, :, :3].mean(dim=(0, 2))
+    assert steps[0].row_loss == pytest.approx(kept[0].item(), rel=1e-5)
+    assert all(s.loss is not None and s.nll is not None for s in steps)
+
+
+def test_seed_reproduces_and_greedy_is_deterministic():
+    model = settle_batch_norm(tiny())
+    a = list(pixelrnn.generate(model, n=5, seed=7))[-1].image
+    b = list(pixelrnn.generate(model, n=5, seed=7))[-1].image
+    c = list(pixelrnn.generate(model, n=5, seed=8))[-1].image
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    g1 = list(pixelrnn.generate(model, n=2, greedy=True))[-1].image
+    g2 = list(pixelrnn.generate(model, n=2, greedy=True))[-1].image
+    assert torch.equal(g1, g2) and torch.equal(g1[0], g1[1])
+
+
+def test_low_temperature_approaches_greedy():
+    model = settle_batch_norm(tiny())
+    greedy = list(pixelrnn.generate(model, n=64, greedy=True))[-1].image
+    cold = list(pixelrnn.generate(model, n=64, temperature=0.01, seed=0))[-1].image
+    assert (cold == greedy).float().mean() > 0.97
+
+
+def test_sampling_leaves_training_mode_as_it_was():
+    model = tiny().train()
+    list(pixelrnn.generate(model, n=2, seed=0))
+    assert model.training
+
+
+def test_complete_accepts_a_real_image_and_the_bad_requests_are_clear():
+    import numpy as np
+
+    model = tiny()
+    picture = np.zeros((20, 15), dtype=np.uint8)
+    assert len(list(pixelrnn.complete(model, picture, keep_rows=2, seed=0))) == 4
+    with pytest.raises(pixelrnn.PixelRNNError, match="keep_rows must be a whole number from 0 to 4"):
+        pixelrnn.complete(model, picture, keep_rows=9)
+    with pytest.raises(pixelrnn.PixelRNNError, match="temperature must be between"):
+        pixelrnn.generate(model, n=2, temperature=0)
+    with pytest.raises(pixelrnn.PixelRNNError, match="number of images"):
+        pixelrnn.generate(model, n=0)
+    with pytest.raises(pixelrnn.PixelRNNError, match="not an image"):
+        pixelrnn.reconstruct(model, b"junk")
