@@ -33,8 +33,7 @@ def load_image(source, model, *, fit: str = "crop", invert=False, threshold: int
         return _check_tensor(source, config)
     if fit not in FITS:
         raise PixelRNNError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
-    image = _to_pil(source)
-    image = _flatten_modes(image, config["channels"])
+    image = read_image(source, config["channels"])
     if invert == "auto":
         invert = _border_is_bright(image)
     if invert:
@@ -46,6 +45,11 @@ def load_image(source, model, *, fit: str = "crop", invert=False, threshold: int
     if config["values"] == "binary":
         tensor = (tensor >= threshold).float()
     return tensor
+
+
+def read_image(source, channels: int) -> Image.Image:
+    """Any readable image -> a checked PIL image in mode "L" (channels=1) or "RGB" (channels=3)."""
+    return _flatten_modes(_to_pil(source), channels)
 
 
 def to_pil(x: torch.Tensor, model, scale: int = 1, padding: int = 1) -> Image.Image:

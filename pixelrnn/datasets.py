@@ -1,0 +1,193 @@
+"""Training data: named data sets, image files and folders, Hub data sets -> tensors in the model's value space.
+
+Every source gives `Splits(train, valid, test)` of (N, C, H, W) float tensors; images go through the same
+pipeline as user uploads (`pixelrnn.load_image`). Nothing is downloaded except a Hub data set asked for by name.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import load_image, read_image
+from .errors import PixelRNNError
+
+DATA_DIR_ENV = "PIXELRNN_DATA"
+DEFAULT_DATA_DIR = "../shared/data"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+NAMED = ("binarized-mnist", "mnist", "digits", "photos")
+
+
+@dataclass
+class Splits:
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor | None
+    description: str
+
+
+def data_dir(path: str | None = None) -> Path:
+    return Path(path or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+def load_splits(source, config: dict, *, folder: str | None = None, copies: int = 512, augment: str = "crops", seed: int = 0) -> Splits:
+    """source: a name in NAMED, "hf:<dataset>[:<split>]", an image file, a folder of images, or a list of files."""
+    if isinstance(source, (list, tuple)):
+        return _from_images([Path(p) for p in source], config, copies, augment, seed, "uploaded images")
+    source = str(source)
+    if source == "binarized-mnist":
+        return _binarized_mnist(config, data_dir(folder))
+    if source == "mnist":
+        return _mnist(config, data_dir(folder))
+    if source == "digits":
+        return _digits(config, seed)
+    if source == "photos":
+        return _photos(config, copies, augment, seed)
+    if source.startswith("hf:"):
+        return _hub_dataset(source[3:], config, seed)
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise PixelRNNError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder {source!r}")
+        return _from_images(files, config, copies, augment, seed, f"image folder {path.name}")
+    if path.is_file():
+        return _from_images([path], config, copies, augment, seed, f"image {path.name}")
+    raise PixelRNNError(
+        f"unknown data source {source!r}: use one of {', '.join(NAMED)}, an image file, a folder, or hf:<dataset>"
+    )
+
+
+def _binarized_mnist(config, folder: Path) -> Splits:
+    _expect(config, 28, 28, 1, "binarized-mnist")
+    if config["values"] != "binary":
+        raise PixelRNNError("binarized-mnist holds binary pixels: use values='binary' (or the 'mnist' source for 8-bit)")
+    arrays = _npz(folder / "binarized_mnist.npz", ("train", "valid", "test"))
+    unpack = lambda a: torch.from_numpy(np.unpackbits(a, axis=1)[:, :784].reshape(-1, 1, 28, 28).astype(np.float32))  # noqa: E731
+    return Splits(unpack(arrays["train"]), unpack(arrays["valid"]), unpack(arrays["test"]),
+                  "binarized MNIST (Larochelle & Murray 2011): 50k train / 10k valid / 10k test")  # fmt: skip
+
+
+def _mnist(config, folder: Path) -> Splits:
+    _expect(config, 28, 28, 1, "mnist")
+    arrays = _npz(folder / "mnist.npz", ("x_train", "x_test"))
+    train = torch.from_numpy(arrays["x_train"].astype(np.float32))[:, None]
+    test = torch.from_numpy(arrays["x_test"].astype(np.float32))[:, None]
+    if config["values"] == "binary":
+        train, test = (train >= 128).float(), (test >= 128).float()
+    return Splits(train[:55000], train[55000:], test, "MNIST: the first 55k train images / last 5k as valid / 10k test")
+
+
+def _digits(config, seed) -> Splits:
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images / 16 * 255).round().astype(np.uint8)  # (1797, 8, 8), 17 gray levels
+    x = torch.stack([load_image(image, config) for image in images])
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    x = x[order]
+    return Splits(x[:1497], x[1497:1647], x[1647:], "scikit-learn digits: 1497 train / 150 valid / 150 test")
+
+
+def _photos(config, copies, augment, seed) -> Splits:
+    """Crops of the real photographs that ship inside scikit-image and scikit-learn (CC0 / public domain)."""
+    arrays = []
+    try:
+        from skimage import data as skdata
+
+        for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "camera"):
+            arrays.append(np.asarray(getattr(skdata, name)()))
+    except ImportError:
+        pass
+    try:
+        from sklearn.datasets import load_sample_images
+
+        arrays += list(load_sample_images().images)
+    except ImportError:
+        pass
+    if not arrays:
+        raise PixelRNNError("the 'photos' source needs scikit-image or scikit-learn installed")
+    from PIL import Image
+
+    held_out = arrays.pop(0)  # the first photo is only for validation
+    generator = torch.Generator().manual_seed(seed)
+    train = torch.cat([_augmented(Image.fromarray(a), config, max(1, copies // len(arrays)), augment, generator) for a in arrays])
+    valid = _augmented(Image.fromarray(held_out), config, 64, augment, generator)
+    return Splits(train, valid, None, f"random crops of {len(arrays)} photos from scikit-image/scikit-learn (valid: crops of a held-out photo)")
+
+
+def _from_images(paths, config, copies, augment, seed, description) -> Splits:
+    images = [read_image(path, config["channels"]) for path in paths]
+    generator = torch.Generator().manual_seed(seed)
+    per_image = max(1, copies // len(images))
+    train = torch.cat([_augmented(image, config, per_image, augment, generator) for image in images])
+    valid = torch.stack([load_image(image, config) for image in images])  # the whole images, as the model sees them
+    return Splits(train, valid, None, f"{description}: {len(images)} image(s), {len(train)} {augment} copies")
+
+
+def _augmented(image, config, count, augment, generator) -> torch.Tensor:
+    """`count` views of one image: random crops (40-100% of each side) and flips, or the image itself."""
+    if augment not in ("crops", "flips", "none"):
+        raise PixelRNNError(f"augment must be crops, flips or none, got {augment!r}")
+    views = []
+    for _ in range(count if augment != "none" else 1):
+        view = image
+        if augment == "crops":
+            scale = 0.4 + 0.6 * torch.rand(1, generator=generator).item()
+            width, height = max(1, int(image.width * scale)), max(1, int(image.height * scale))
+            left = int(torch.randint(0, image.width - width + 1, (1,), generator=generator))
+            top = int(torch.randint(0, image.height - height + 1, (1,), generator=generator))
+            view = image.crop((left, top, left + width, top + height))
+        x = load_image(view, config)
+        if augment in ("crops", "flips") and torch.rand(1, generator=generator).item() < 0.5:
+            x = x.flip(-1)
+        views.append(x)
+    return torch.stack(views)
+
+
+def _hub_dataset(spec: str, config, seed) -> Splits:
+    """A Hugging Face data set with an image column, e.g. hf:ylecun/mnist or hf:./local/copy (needs `datasets`)."""
+    try:
+        import datasets
+    except ImportError:
+        raise PixelRNNError("Hub data sets need the `datasets` package: pip install datasets") from None
+    name, _, split = spec.partition(":")
+    try:
+        loaded = datasets.load_dataset(name, split=split or None)
+    except Exception as error:  # noqa: BLE001 - any loading failure becomes one clear message
+        raise PixelRNNError(f"cannot load the Hub data set {name!r}: {error}") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        parts = {key: loaded[key] for key in loaded}
+    else:
+        parts = {"train": loaded}
+    column = next((c for c, f in next(iter(parts.values())).features.items() if isinstance(f, datasets.Image)), None)
+    if column is None:
+        raise PixelRNNError(f"the data set {name!r} has no image column")
+    tensors = {key: torch.stack([load_image(row[column], config) for row in part]) for key, part in parts.items()}
+    train = tensors.get("train", next(iter(tensors.values())))
+    valid = tensors.get("validation", tensors.get("valid"))
+    if valid is None:
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+        cut = max(1, len(train) // 10)
+        train, valid = train[order[cut:]], train[order[:cut]]
+    return Splits(train, valid, tensors.get("test"), f"Hub data set {name}")
+
+
+def _npz(path: Path, keys) -> dict:
+    if not path.is_file():
+        raise PixelRNNError(
+            f"{path} not found: point --data-dir (or ${DATA_DIR_ENV}) at the folder holding {path.name}"
+        )
+    with np.load(path, allow_pickle=False) as archive:
+        missing = [k for k in keys if k not in archive]
+        if missing:
+            raise PixelRNNError(f"{path} lacks the arrays {', '.join(missing)}")
+        return {k: archive[k] for k in keys}
+
+
+def _expect(config, height, width, channels, name):
+    if (config["height"], config["width"], config["channels"]) != (height, width, channels):
+        raise PixelRNNError(
+            f"{name} images are {height}x{width} with {channels} channel(s): "
+            f"set --height {height} --width {width} --channels {channels}"
+        )

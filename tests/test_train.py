@@ -1,0 +1,227 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelrnn
+from pixelrnn.datasets import load_splits
+from pixelrnn.train import TrainConfig, run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(height=8, width=8, hidden_size=16, head_size=16)
+CLI_TINY = ["--height", "8", "--width", "8", "--hidden-size", "16", "--head-size", "16"]
+
+
+def _train(out, **overrides):
+    settings = dict(data="digits", out=str(out), epochs=2, batch_size=32, warmup_steps=5, save_every=10, log_every=5, threads=1)
+    settings.update(overrides)
+    progress = list(run(TrainConfig(**settings), TINY))
+    return progress
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def _same_weights(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_training_writes_a_loadable_best_checkpoint_metrics_and_curve(tmp_path):
+    progress = _train(tmp_path, epochs=3, test=True)
+    evaluations = [p.valid for p in progress if p.valid]
+    assert len(evaluations) == 3
+    assert evaluations[-1]["nll_nats"] < evaluations[0]["nll_nats"]
+    best = pixelrnn.PixelRNN.from_pretrained(tmp_path)
+    assert best.config["height"] == 8
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]
+    test = [r for r in records if r["kind"] == "test"][0]
+    assert 0 < test["nll_nats"] < 64 * math.log(2)  # better than a coin per pixel
+    assert Image.open(tmp_path / "loss.png").size == (640, 400)
+    card = (tmp_path / "README.md").read_text()
+    assert "test_nll_nats" in card and "scikit-learn digits" in card
+    assert json.loads((tmp_path / "train.json").read_text())["data"] == "digits"
+
+
+def test_same_seed_same_result(tmp_path):
+    _train(tmp_path / "a", epochs=1)
+    _train(tmp_path / "b", epochs=1)
+    _same_weights(_weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last"))
+
+
+def test_stopping_mid_epoch_and_resuming_matches_an_uninterrupted_run(tmp_path):
+    _train(tmp_path / "whole")
+    settings = dict(data="digits", out=str(tmp_path / "split"), epochs=2, batch_size=32, warmup_steps=5, save_every=10, log_every=5, threads=1)
+    steps = run(TrainConfig(**settings), TINY)
+    for progress in steps:
+        if progress.step == 23:  # mid-epoch (46 steps per epoch)
+            break
+    steps.close()  # what the app's Stop button does: saves last/
+    state = json.loads((tmp_path / "split" / "last" / "state.json").read_text())
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (23, 0, 23)
+    list(run(TrainConfig(**settings, resume=True), TINY))
+    _same_weights(_weights(tmp_path / "whole" / "last"), _weights(tmp_path / "split" / "last"))
+    _same_weights(_weights(tmp_path / "whole"), _weights(tmp_path / "split"))
+
+
+def _cli(out, *extra):
+    command = [sys.executable, "-m", "pixelrnn", "train", "--data", "digits", "--out", str(out), *CLI_TINY,
+               "--epochs", "4", "--batch-size", "16", "--warmup-steps", "5", "--save-every", "7", "--threads", "1", *extra]  # fmt: skip
+    return command
+
+
+def _start_and_wait_for_a_save(out):
+    process = subprocess.Popen(_cli(out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (out / "last" / "state.json").exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return process
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, how):
+    whole = subprocess.run(_cli(tmp_path / "whole"), cwd=ROOT, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    process = _start_and_wait_for_a_save(tmp_path / "split")
+    process.send_signal(getattr(signal, how))
+    _, stderr = process.communicate(timeout=60)
+    state = json.loads((tmp_path / "split" / "last" / "state.json").read_text())
+    total = 4 * (1497 // 16)
+    assert 0 < state["step"] < total
+    if how == "SIGTERM":  # saved on the way out, with a message that says how to continue
+        assert process.returncode == 130
+        assert b"--resume" in stderr
+    resumed = subprocess.run(_cli(tmp_path / "split", "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    _same_weights(_weights(tmp_path / "whole" / "last"), _weights(tmp_path / "split" / "last"))
+
+
+def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = pixelrnn.PixelRNN(**TINY).config
+    splits = load_splits("digits", config)
+    splits.train[100, 0, 2, 2] = float("nan")  # one corrupt value, in whichever batch the shuffle puts it
+    settings = TrainConfig(data="digits", out=str(tmp_path), epochs=1, batch_size=32, warmup_steps=1, save_every=2, threads=1)
+    steps = []
+    with pytest.raises(pixelrnn.PixelRNNError, match=r"the loss is nan \(not finite\); the last good checkpoint") as info:
+        for progress in run(settings, TINY, splits=splits):
+            steps.append(progress.step)
+    failed_at = int(str(info.value).split("step ")[1].split(":")[0])
+    assert steps == list(range(1, failed_at))
+    assert json.loads((tmp_path / "last" / "state.json").read_text())["step"] == (failed_at - 1) // 2 * 2
+    kept = pixelrnn.PixelRNN.from_pretrained(tmp_path / "last")
+    assert all(torch.isfinite(p).all() for p in kept.parameters())
+
+
+def test_resume_without_a_run_or_with_other_options_is_refused(tmp_path):
+    with pytest.raises(pixelrnn.PixelRNNError, match="nothing to resume"):
+        list(run(TrainConfig(data="digits", out=str(tmp_path), resume=True), TINY))
+    _train(tmp_path, epochs=1)
+    with pytest.raises(pixelrnn.PixelRNNError, match=r"model options differ from the saved run \(hidden_size"):
+        list(run(TrainConfig(data="digits", out=str(tmp_path), resume=True), {**TINY, "hidden_size": 32}))
+
+
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    common = ["--data", "digits", *CLI_TINY, "--no-batch-norm", "--max-steps", "12", "--batch-size", "32",
+              "--warmup-steps", "3", "--threads", "1", "--epochs", "0"]  # fmt: skip
+    single = subprocess.run([sys.executable, "-m", "pixelrnn", "train", "--out", str(tmp_path / "one"), *common],
+                            cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    double = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         "-m", "pixelrnn", "train", "--out", str(tmp_path / "two"), *common],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = _weights(tmp_path / "one" / "last"), _weights(tmp_path / "two" / "last")
+    start = pixelrnn.PixelRNN(**TINY, batch_norm=False).state_dict()
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(one[name], start[name]) for name in one)  # training did move the weights
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_sample_and_eval(tmp_path):
+    _train(tmp_path / "run", epochs=1)
+    sample = subprocess.run([sys.executable, "-m", "pixelrnn", "sample", str(tmp_path / "run"), "-n", "4", "--scale", "2",
+                             "--out", str(tmp_path / "s.png")], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert sample.returncode == 0, sample.stderr
+    assert Image.open(tmp_path / "s.png").size == (2 * (2 * 8 + 3), 2 * (2 * 8 + 3))
+    result = subprocess.run([sys.executable, "-m", "pixelrnn", "eval", str(tmp_path / "run"), "--data", "digits", "--split", "test",
+                             "--json", str(tmp_path / "e.json")], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "e.json").read_text())
+    assert figures["images"] == 150 and figures["bits_per_dim"] == pytest.approx(figures["nll_nats"] / (64 * math.log(2)))
+    assert "nll_nats" in result.stdout
+    missing = subprocess.run([sys.executable, "-m", "pixelrnn", "eval", str(tmp_path / "nothing")], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
+
+
+# -- data sources ---------------------------------------------------------------------------------
+
+def test_image_sources(tmp_path):
+    config = pixelrnn.PixelRNN(height=16, width=16, channels=3, values="8bit", hidden_size=8, head_size=8).config
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
+    single = load_splits(tmp_path / "p0.png", config, copies=10)
+    assert single.train.shape == (10, 3, 16, 16) and single.valid.shape == (1, 3, 16, 16)
+    folder = load_splits(tmp_path, config, copies=12)
+    assert folder.train.shape == (12, 3, 16, 16) and folder.valid.shape == (3, 3, 16, 16)
+    listed = load_splits([tmp_path / "p1.png", tmp_path / "p2.png"], config, copies=4, augment="none")
+    assert listed.train.shape == (2, 3, 16, 16)
+    assert listed.train.max() > 1  # 8-bit values kept
+
+
+def test_mnist_sources_read_the_shared_data():
+    folder = Path(os.environ.get("PIXELRNN_DATA", ROOT.parent / "shared" / "data"))
+    if not (folder / "binarized_mnist.npz").exists():
+        pytest.skip(f"no binarized_mnist.npz in {folder}")
+    config = pixelrnn.PixelRNN().config
+    splits = load_splits("binarized-mnist", config, folder=str(folder))
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (50000, 10000, 10000)
+    assert set(splits.train[:100].unique().tolist()) == {0.0, 1.0}
+    gray = load_splits("mnist", pixelrnn.PixelRNN(values="8bit").config, folder=str(folder))
+    assert (len(gray.train), len(gray.valid), len(gray.test)) == (55000, 5000, 10000) and gray.train.max() == 255
+
+
+@pytest.mark.parametrize(
+    "source, config, words",
+    [
+        ("imagenet", {}, "unknown data source 'imagenet'"),
+        ("binarized-mnist", {"height": 14}, "set --height 28 --width 28 --channels 1"),
+        ("binarized-mnist", {"values": "8bit"}, "use values='binary'"),
+    ],
+)
+def test_bad_data_sources_are_clear_errors(source, config, words):
+    with pytest.raises(pixelrnn.PixelRNNError) as info:
+        load_splits(source, pixelrnn.PixelRNN(**config).config, folder="/nonexistent")
+    assert words in str(info.value)
+
+
+def test_missing_data_folder_names_the_option(tmp_path):
+    with pytest.raises(pixelrnn.PixelRNNError, match="point --data-dir"):
+        load_splits("binarized-mnist", pixelrnn.PixelRNN().config, folder=str(tmp_path))
