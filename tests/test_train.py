@@ -225,3 +225,28 @@ def test_bad_data_sources_are_clear_errors(source, config, words):
 def test_missing_data_folder_names_the_option(tmp_path):
     with pytest.raises(pixelrnn.PixelRNNError, match="point --data-dir"):
         load_splits("binarized-mnist", pixelrnn.PixelRNN().config, folder=str(tmp_path))
+
+
+def test_hub_data_set_source_on_a_local_copy(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 3)):
+        (tmp_path / "copy" / split).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(tmp_path / "copy" / split / f"{i}.png")
+    config = pixelrnn.PixelRNN(height=8, width=8, hidden_size=8, head_size=8).config
+    splits = load_splits(f"hf:{tmp_path / 'copy'}", config)
+    assert len(splits.train) + len(splits.valid) == 12 and len(splits.valid) == 1 and len(splits.test) == 3
+    assert splits.train.shape[1:] == (1, 8, 8) and set(splits.train.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(pixelrnn.PixelRNNError, match="cannot load the Hub data set"):
+        load_splits(f"hf:{tmp_path / 'nothing-here'}", config)
+
+
+def test_photos_source_uses_real_bundled_photographs():
+    pytest.importorskip("skimage")
+    config = pixelrnn.PixelRNN(height=16, width=16, channels=3, values="8bit", hidden_size=8, head_size=8).config
+    splits = load_splits("photos", config, copies=40)
+    assert splits.train.shape[1:] == (3, 16, 16) and len(splits.train) >= 40 and len(splits.valid) == 64
+    assert splits.train.std() > 20  # real, varied content
