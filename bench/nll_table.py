@@ -1,0 +1,56 @@
+"""The NLL table: every checkpoint in weights/ on its data's test split, next to the published figures.
+
+    python bench/nll_table.py [--weights weights] [--data-dir ../shared/data]
+
+Each checkpoint folder carries the train.json of the run that made it; its `data` names the source.
+Binarized MNIST is the standard benchmark (nats per image, lower is better).
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pixelrnn  # noqa: E402
+from pixelrnn.datasets import load_splits  # noqa: E402
+from pixelrnn.evaluate import evaluate  # noqa: E402
+
+PUBLISHED = [  # binarized MNIST test NLL, nats per image
+    ("NADE (Uria et al. 2014)", 88.9),
+    ("MADE (Germain et al. 2015)", 86.6),
+    ("PixelCNN (van den Oord et al. 2016)", 81.3),
+    ("Row LSTM (van den Oord et al. 2016)", 80.5),
+    ("Diagonal BiLSTM, 7 layers (van den Oord et al. 2016)", 79.2),
+    ("best published exact-likelihood models", 77.6),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=str(Path(__file__).resolve().parents[1] / "weights"))
+    parser.add_argument("--data-dir")
+    parser.add_argument("--max-images", type=int, default=0)
+    args = parser.parse_args()
+    rows = []
+    for folder in sorted(p for p in Path(args.weights).iterdir() if (p / "config.json").exists()):
+        model = pixelrnn.PixelRNN.from_pretrained(folder)
+        settings = json.loads((folder / "train.json").read_text()) if (folder / "train.json").exists() else {}
+        source = settings.get("data", "binarized-mnist")
+        splits = load_splits(source, model.config, folder=args.data_dir, copies=settings.get("copies", 512), seed=settings.get("seed", 0))
+        split = "test" if splits.test is not None else "valid"
+        images = getattr(splits, split)[: args.max_images or None]
+        start = time.perf_counter()
+        figures = evaluate(model, images)
+        rows.append((folder.name, source, split, len(images), figures, time.perf_counter() - start, pixelrnn.count_parameters(model)))
+    print(f"{'checkpoint':<28}{'data':<18}{'split':<7}{'images':>7}{'NLL nats':>10}{'bits/dim':>10}{'params':>11}{'eval s':>8}")
+    for name, source, split, count, figures, seconds, params in rows:
+        print(f"{name:<28}{source:<18}{split:<7}{count:>7}{figures['nll_nats']:>10.2f}{figures['bits_per_dim']:>10.4f}{params:>11,}{seconds:>8.1f}")
+    print("\npublished, binarized MNIST test NLL (nats per image):")
+    for name, nll in PUBLISHED:
+        print(f"  {name:<55}{nll:>6.1f}")
+    print(json.dumps({name: figures for name, _, _, _, figures, _, _ in rows}))
+
+
+if __name__ == "__main__":
+    main()
