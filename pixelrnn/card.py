@@ -1,18 +1,26 @@
-"""The model card (README.md of a checkpoint): Hub YAML metadata, configuration, metrics, usage."""
+"""The model card (README.md of a checkpoint): Hub YAML metadata, metrics, samples, usage, configuration.
+
+A card is always rebuilt whole from its inputs, and `card_fields` reads those inputs back from an
+existing card, so publishing the same folder again gives the same card: no section twice, no metric lost.
+"""
 import json
+import re
 
 import yaml
 
 from .model import count_parameters
 
+SAMPLES_IMAGE = "samples.png"
+TASK = "unconditional-image-generation"
+
 
 def model_card(model, metrics: dict | None = None, data: str | None = None, command: str | None = None,
-               repo_id: str | None = None, samples_image: str | None = None) -> str:  # fmt: skip
+               repo_id: str | None = None, samples_image: str | None = None, revision: str | None = None) -> str:  # fmt: skip
     config = model.config
     metadata = {
         "library_name": "pixelrnn",
         "license": "mit",
-        "pipeline_tag": "unconditional-image-generation",
+        "pipeline_tag": TASK,
         "tags": ["pixelrnn", "image-generation", "autoregressive", "pytorch", "pytorch_model_hub_mixin"],
     }
     if data:
@@ -23,9 +31,9 @@ def model_card(model, metrics: dict | None = None, data: str | None = None, comm
                 "name": repo_id or "pixelrnn",
                 "results": [
                     {
-                        "task": {"type": "unconditional-image-generation"},
+                        "task": {"type": TASK},
                         "dataset": {"name": data or "unknown", "type": data or "unknown"},
-                        "metrics": [{"type": key, "value": value} for key, value in metrics.items()],
+                        "metrics": [{"type": key, "name": key, "value": value} for key, value in metrics.items()],
                     }
                 ],
             }
@@ -49,17 +57,18 @@ def model_card(model, metrics: dict | None = None, data: str | None = None, comm
         lines += ["", "## Metrics (measured)", "", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |" for key, value in metrics.items()]
     if samples_image:
-        lines += ["", "## Samples", "", f"![samples]({samples_image})"]
+        lines += ["", "## Samples", "", f"![samples drawn from the model]({samples_image})"]
     if command:
         lines += ["", "## Reproduce", "", "```bash", command, "```"]
-    load_from = repo_id or "path/to/this/folder"
+    load_from = json.dumps(repo_id or "path/to/this/folder")
+    load_args = load_from + (f", revision={json.dumps(revision)}" if revision else "")
     lines += [
         "",
         "## Usage",
         "",
         "```python",
         "import pixelrnn",
-        f'model = pixelrnn.PixelRNN.from_pretrained("{load_from}")',
+        f"model = pixelrnn.PixelRNN.from_pretrained({load_args})",
         "*_, last = pixelrnn.generate(model, n=16, seed=0)",
         'pixelrnn.to_pil(last.image, model, scale=4).save("samples.png")',
         "```",
@@ -72,3 +81,41 @@ def model_card(model, metrics: dict | None = None, data: str | None = None, comm
         "",
     ]
     return "\n".join(lines)
+
+
+def card_fields(text: str) -> dict:
+    """What an existing card says that the weights cannot: its metrics, data set and training command.
+
+    Anything missing or malformed (a hand-edited card) is left out rather than guessed.
+    """
+    metadata = _front_matter(text)
+    fields = {}
+    metrics = _metrics(metadata)
+    if metrics:
+        fields["metrics"] = metrics
+    datasets = metadata.get("datasets")
+    if isinstance(datasets, list) and datasets and isinstance(datasets[0], str):
+        fields["data"] = datasets[0]
+    command = re.search(r"^## Reproduce\n\n```bash\n(.*?)\n```$", text, re.MULTILINE | re.DOTALL)
+    if command:
+        fields["command"] = command.group(1)
+    return fields
+
+
+def _front_matter(text: str) -> dict:
+    match = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
+    if not match:
+        return {}
+    try:
+        metadata = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _metrics(metadata: dict) -> dict:
+    try:
+        entries = metadata["model-index"][0]["results"][0]["metrics"]
+        return {entry["type"]: entry["value"] for entry in entries}
+    except (KeyError, IndexError, TypeError):
+        return {}
