@@ -21,15 +21,13 @@ def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_
     source = str(source)
     if Path(source).exists():
         config_path, weights_path = _local_files(Path(source))
+        model = cls(**read_config(config_path, cls))
     else:
         from . import hub
 
-        config_path, weights_path = hub.download(
-            source, revision, token=token, cache_dir=cache_dir,
-            local_files_only=local_files_only, force_download=force_download,
-        )  # fmt: skip
-    config = read_config(config_path, cls)
-    model = cls(**config)
+        options = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download)
+        model = cls(**read_config(hub.fetch(source, CONFIG_NAME, revision, **options), cls))
+        weights_path = hub.fetch(source, WEIGHTS_NAME, revision, **options)  # only once the config is known to be good
     state = _read_weights(weights_path)
     check_state(model, state, origin=source)
     model.load_state_dict(state, strict=True)
