@@ -1,0 +1,51 @@
+"""What each design choice costs: the same training budget for each variant, validation NLL on binarized MNIST.
+
+    python bench/designs.py [--epochs 3] [--hidden 256] [--out runs/designs]
+
+Variants: the autoregressive row head (exact, MADE inside each row) or the original design's independent
+row head, each read many-to-many (carried state) or many-to-one (a window of 8 rows). Every variant gets
+the same optimizer, schedule, epochs and width; models are selected and compared on `valid` only (the test
+split is reported once, for the shipped checkpoint).
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pixelrnn.datasets import load_splits  # noqa: E402
+from pixelrnn.model import PixelRNN, count_parameters  # noqa: E402
+from pixelrnn.train import TrainConfig, run  # noqa: E402
+
+VARIANTS = {
+    "autoregressive, many-to-many": dict(row_head="autoregressive", mode="many-to-many"),
+    "independent, many-to-many": dict(row_head="independent", mode="many-to-many"),
+    "autoregressive, many-to-one (window 8)": dict(row_head="autoregressive", mode="many-to-one", window=8),
+    "independent, many-to-one (window 8)": dict(row_head="independent", mode="many-to-one", window=8),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", default="runs/designs")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    splits = load_splits("binarized-mnist", PixelRNN().config, folder=args.data_dir)
+    results = {}
+    for name, variant in VARIANTS.items():
+        model_config = dict(hidden_size=args.hidden, head_size=args.hidden, **variant)
+        out = Path(args.out) / name.replace(", ", "_").replace(" ", "-").replace("(", "").replace(")", "")
+        config = TrainConfig(data="binarized-mnist", out=str(out), epochs=args.epochs, threads=args.threads, lr=2e-3, warmup_steps=300)
+        start = time.perf_counter()
+        best = min(p.valid["nll_nats"] for p in run(config, model_config, splits=splits) if p.valid)
+        results[name] = {"valid_nll_nats": best, "minutes": (time.perf_counter() - start) / 60, "params": count_parameters(PixelRNN(**model_config))}
+        print(f"{name:<42} valid NLL {best:7.2f} nats   {results[name]['minutes']:5.1f} min   {results[name]['params']:,} params", flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
