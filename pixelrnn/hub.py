@@ -105,12 +105,6 @@ def _shape(model) -> str:
     return f"({config['height']}x{config['width']}x{config['channels']}, {config['values']}, {config['cell']})"
 
 
-def download(repo_id: str, revision=None, *, token=None, cache_dir=None, local_files_only=False, force_download=False):
-    """Fetch config.json and model.safetensors of a Hub model repo (or take them from the local cache)."""
-    options = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download)
-    return [fetch(repo_id, name, revision, **options) for name in (CONFIG_NAME, WEIGHTS_NAME)]
-
-
 def fetch(repo_id: str, filename: str, revision=None, *, token=None, cache_dir=None, local_files_only=False,
           force_download=False) -> str:  # fmt: skip
     """The local path of one file of a Hub model repo, downloaded or taken from the local cache."""

@@ -108,13 +108,26 @@ class PixelRNN(
         return load(cls, pretrained_model_name_or_path, revision, **kwargs)
 
     def save_pretrained(self, save_directory, *, model_card_kwargs: dict | None = None, push_to_hub=False, repo_id=None, **push_kwargs):
-        """Write model.safetensors, config.json and a model card (README.md) to a folder."""
+        """Write model.safetensors, config.json and a model card (README.md) to a folder (and publish it)."""
         from .checkpoint import save
 
         save(self, save_directory, **(model_card_kwargs or {}))
         if push_to_hub:
-            return self.push_to_hub(repo_id=repo_id, model_card_kwargs=model_card_kwargs, **push_kwargs)
+            from .hub import push
+
+            return push(save_directory, repo_id, **push_kwargs)
         return None
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, revision: str | None = None, token: str | None = None,
+                    commit_message: str | None = None, model_card_kwargs: dict | None = None) -> str:  # fmt: skip
+        """Publish this model to a Hub repo, through the same checks as `python -m pixelrnn push`."""
+        import tempfile
+
+        from .hub import push
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, model_card_kwargs=model_card_kwargs)
+            return push(folder, repo_id, private=private, revision=revision, token=token, commit_message=commit_message)
 
     # -- layout ---------------------------------------------------------------------------------
     def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -269,12 +282,12 @@ class MaskedRowHead(nn.Module):
         out_bias = (self.out.bias + self.context_out(context)).unflatten(-1, (self.token_size, k))  # (B, D, K)
         # Values not drawn yet enter as 0; the masks keep them away from every output still to come.
         pre_activation = self.context_in(context) + self.inp.bias
-        token = torch.zeros_like(out_bias[..., 0])
-        params = torch.empty_like(out_bias)
+        tokens, params = [], []
         for d in range(self.token_size):
-            params[:, d] = self._hidden(pre_activation) @ out_weight[d].T + out_bias[:, d]
-            token[:, d] = draw(params[:, d], d)
-            pre_activation = pre_activation + normalize(token[:, d : d + 1]) * in_weight[:, d]
+            params.append(torch.addmm(out_bias[:, d], self._hidden(pre_activation), out_weight[d].T))
+            tokens.append(draw(params[-1], d))
+            pre_activation = torch.addr(pre_activation, normalize(tokens[-1]), in_weight[:, d])
+        token, params = torch.stack(tokens, dim=1), torch.stack(params, dim=1)
         return token, params
 
 

@@ -289,3 +289,18 @@ def test_a_private_push_makes_a_private_repo_that_only_its_owner_loads(hub_error
     assert messages["private repo, loaded by its owner"] == []
     assert "alice/secret-2" not in server.repos  # refused before anything was sent
     assert "alice/new-model" not in server.repos and "bob/new-model" not in server.repos
+
+
+def test_the_models_own_push_to_hub_goes_through_the_same_checks(fake_hub, tmp_path):
+    folder = make_checkpoint(tmp_path / "ckpt", seed=3)
+    pushed, _ = run_child(
+        'model = pixelrnn.PixelRNN.from_pretrained(args["folder"])\n'
+        'result = {"url": model.push_to_hub("alice/direct", revision="v1"), '
+        '"again": model.save_pretrained(args["copy"], push_to_hub=True, repo_id="alice/direct")}',
+        {"folder": folder, "copy": tmp_path / "copy"}, endpoint=fake_hub.endpoint, hf_home=tmp_path / "home",
+    )  # fmt: skip
+    assert pushed["url"].startswith(f"{fake_hub.endpoint}/alice/direct/commit/")
+    for branch in ("v1", "main"):
+        files = fake_hub.files("alice/direct", branch)
+        assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+        assert files["samples.png"].startswith(b"\x89PNG")
