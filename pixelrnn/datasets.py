@@ -25,6 +25,7 @@ class Splits:
     valid: torch.Tensor
     test: torch.Tensor | None
     description: str
+    name: str | None = None  # a data set id for the model card's metadata; None for a person's own images
 
 
 def data_dir(path: str | None = None) -> Path:
@@ -66,7 +67,7 @@ def _binarized_mnist(config, folder: Path) -> Splits:
     arrays = _npz(folder / "binarized_mnist.npz", ("train", "valid", "test"))
     unpack = lambda a: torch.from_numpy(np.unpackbits(a, axis=1)[:, :784].reshape(-1, 1, 28, 28).astype(np.float32))  # noqa: E731
     return Splits(unpack(arrays["train"]), unpack(arrays["valid"]), unpack(arrays["test"]),
-                  "binarized MNIST (Larochelle & Murray 2011): 50k train / 10k valid / 10k test")  # fmt: skip
+                  "binarized MNIST (Larochelle & Murray 2011): 50k train / 10k valid / 10k test", "binarized-mnist")  # fmt: skip
 
 
 def _mnist(config, folder: Path) -> Splits:
@@ -76,7 +77,7 @@ def _mnist(config, folder: Path) -> Splits:
     test = torch.from_numpy(arrays["x_test"].astype(np.float32))[:, None]
     if config["values"] == "binary":
         train, test = (train >= 128).float(), (test >= 128).float()
-    return Splits(train[:55000], train[55000:], test, "MNIST: the first 55k train images / last 5k as valid / 10k test")
+    return Splits(train[:55000], train[55000:], test, "MNIST: the first 55k train images / last 5k as valid / 10k test", "ylecun/mnist")
 
 
 def _digits(config, seed) -> Splits:
@@ -86,7 +87,7 @@ def _digits(config, seed) -> Splits:
     x = torch.stack([load_image(image, config) for image in images])
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     x = x[order]
-    return Splits(x[:1497], x[1497:1647], x[1647:], "scikit-learn digits: 1497 train / 150 valid / 150 test")
+    return Splits(x[:1497], x[1497:1647], x[1647:], "scikit-learn digits: 1497 train / 150 valid / 150 test", "sklearn-digits")
 
 
 def _photos(config, copies, augment, seed) -> Splits:
@@ -113,7 +114,7 @@ def _photos(config, copies, augment, seed) -> Splits:
     generator = torch.Generator().manual_seed(seed)
     train = torch.cat([_augmented(Image.fromarray(a), config, max(1, copies // len(arrays)), augment, generator) for a in arrays])
     valid = _augmented(Image.fromarray(held_out), config, 64, augment, generator)
-    return Splits(train, valid, None, f"random crops of {len(arrays)} photos from scikit-image/scikit-learn (valid: crops of a held-out photo)")
+    return Splits(train, valid, None, f"random crops of {len(arrays)} photos from scikit-image/scikit-learn (valid: crops of a held-out photo)", "skimage-photos")
 
 
 def _from_images(paths, config, copies, augment, seed, description) -> Splits:
@@ -170,7 +171,7 @@ def _hub_dataset(spec: str, config, seed) -> Splits:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         cut = max(1, len(train) // 10)
         train, valid = train[order[cut:]], train[order[:cut]]
-    return Splits(train, valid, tensors.get("test"), f"Hub data set {name}")
+    return Splits(train, valid, tensors.get("test"), f"Hub data set {name}", name)
 
 
 def _npz(path: Path, keys) -> dict:

@@ -150,7 +150,7 @@ def run(config: TrainConfig, model_config: dict, splits=None):
             seconds = time.perf_counter() - epoch_start
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
-            valid = _end_of_epoch(rank, out, model, optimizer, state, config, valid_images, splits.description, epoch_losses, seconds, len(train_images) - len(train_images) % batch_size)
+            valid = _end_of_epoch(rank, out, model, optimizer, state, config, valid_images, splits.name, epoch_losses, seconds, len(train_images) - len(train_images) % batch_size)
             yield Progress(state["step"], total_steps, state["epoch"], epoch_losses[-1], lr, valid, state["best_valid_nll"], model)
     except GeneratorExit:  # the caller stopped (the app's Stop button): keep what was learned
         if rank == 0:
@@ -163,20 +163,20 @@ def run(config: TrainConfig, model_config: dict, splits=None):
         if stop.was_requested:
             return
         if not (out / checkpoint.WEIGHTS_NAME).exists():  # stopped by max_steps before any evaluation
-            _save_best(out, model, state, config, evaluate(model, valid_images, config.eval_batch_size), splits.description)
+            _save_best(out, model, state, config, evaluate(model, valid_images, config.eval_batch_size), splits.name)
         if config.test and splits.test is not None:
             _report_test(out, state, splits, config)
     if world > 1:
         dist.barrier()
 
 
-def _end_of_epoch(rank, out, model, optimizer, state, config, valid_images, description, epoch_losses, seconds, images):
+def _end_of_epoch(rank, out, model, optimizer, state, config, valid_images, data_name, epoch_losses, seconds, images):
     if rank != 0:
         return None
     valid = evaluate(model, valid_images, config.eval_batch_size)
     if valid["nll_nats"] < state["best_valid_nll"]:
         state["best_valid_nll"] = valid["nll_nats"]
-        _save_best(out, model, state, config, valid, description)
+        _save_best(out, model, state, config, valid, data_name)
     _append_metrics(out, {
         "kind": "epoch", "step": state["step"], "epoch": state["epoch"],
         "train_nll": sum(epoch_losses) / len(epoch_losses), "valid_nll": valid["nll_nats"],
@@ -187,12 +187,12 @@ def _end_of_epoch(rank, out, model, optimizer, state, config, valid_images, desc
     return valid
 
 
-def _save_best(out, model, state, config, valid, description):
+def _save_best(out, model, state, config, valid, data_name):
     state["best_metrics"] = {
         "valid_nll_nats": round(valid["nll_nats"], 3), "valid_bits_per_dim": round(valid["bits_per_dim"], 5),
         "epoch": state["epoch"], "step": state["step"],
     }  # fmt: skip
-    checkpoint.save(model, out, metrics=state["best_metrics"], data=description, command=config.command or None)
+    checkpoint.save(model, out, metrics=state["best_metrics"], data=data_name, command=config.command or None)
 
 
 def _report_test(out, state, splits, config):
@@ -201,7 +201,7 @@ def _report_test(out, state, splits, config):
     test = evaluate(best, splits.test, config.eval_batch_size)
     metrics = {**state.get("best_metrics", {}), "test_nll_nats": round(test["nll_nats"], 3),
                "test_bits_per_dim": round(test["bits_per_dim"], 5)}  # fmt: skip
-    checkpoint.save(best, out, metrics=metrics, data=splits.description, command=config.command or None)
+    checkpoint.save(best, out, metrics=metrics, data=splits.name, command=config.command or None)
     _append_metrics(out, {"kind": "test", **test})
     return test
 

@@ -53,7 +53,7 @@ def test_training_writes_a_loadable_best_checkpoint_metrics_and_curve(tmp_path):
     assert 0 < test["nll_nats"] < 64 * math.log(2)  # better than a coin per pixel
     assert Image.open(tmp_path / "loss.png").size == (640, 400)
     card = (tmp_path / "README.md").read_text()
-    assert "test_nll_nats" in card and "scikit-learn digits" in card
+    assert "test_nll_nats" in card and "- sklearn-digits" in card
     assert json.loads((tmp_path / "train.json").read_text())["data"] == "digits"
 
 
