@@ -1,0 +1,305 @@
+"""The app through its API, as gradio_client sees it: streaming, agreement with the library, errors, load."""
+import os
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from app_harness import EXAMPLES, ROOT, free_port, pixels, png_bytes, served
+from PIL import Image
+
+import pixelrnn
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+RESTORE, COMPLETE = "restore (teacher-forced)", "complete from the first rows"
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pandas 3 warns inside Gradio's queue
+
+
+@pytest.fixture(scope="module")
+def app():
+    return served()
+
+
+@pytest.fixture
+def client(app):
+    return Client(app[1], verbose=False)
+
+
+def library_model(app, name="binarized-mnist"):
+    return pixelrnn.PixelRNN.from_pretrained(app[2] / name)
+
+
+def assert_same_picture(sent, x, model):
+    """The app's upscaled PNG shows exactly the library's values (compared at one pixel per value)."""
+    expected = np.asarray(pixelrnn.to_pil(x, model).convert("RGB"))
+    got = pixels(sent)
+    scale = got.shape[1] // expected.shape[1]
+    assert scale >= 1 and got.shape == (expected.shape[0] * scale, expected.shape[1] * scale, 3)
+    np.testing.assert_array_equal(got[::scale, ::scale], expected)
+
+
+def reconstruct_args(path, how=RESTORE, keep_rows=14, sampling="greedy", temperature=1.0, seed=0, invert=True):
+    return (handle_file(str(path)), invert, how, keep_rows, sampling, temperature, seed)
+
+
+def train_args(files=(), data="digits", size=8, steps=15, **options):
+    settings = dict(color="gray", values="binary", cell="gru", hidden_size=16, num_layers=1, bidirectional=False,
+                    mode="many-to-many", window=4, batch_norm=True, row_head="autoregressive")  # fmt: skip
+    settings.update(options)
+    return ([handle_file(str(f)) for f in files], data, size, *settings.values(), steps)
+
+
+# -- generate -------------------------------------------------------------------------------------------
+def test_generate_streams_one_png_per_row_equal_to_the_library(app, client):
+    job = client.submit(4, 0.8, 7, False, api_name="/generate")
+    job.result()
+    frames = job.outputs()
+    model = library_model(app)
+    steps = list(pixelrnn.generate(model, n=4, temperature=0.8, seed=7))
+    assert len(frames) == len(steps) == 28
+    for (picture, seed_used), step in zip(frames, steps):
+        assert seed_used == 7
+        assert_same_picture(picture, step.image, model)
+
+
+def test_random_seed_is_reported_and_reproduces_the_images(app, client):
+    picture, seed_used = client.predict(2, 1.0, 0, True, api_name="/generate")
+    model = library_model(app)
+    *_, last = pixelrnn.generate(model, n=2, seed=int(seed_used))
+    assert_same_picture(picture, last.image, model)
+
+
+def test_an_rgb_model_chosen_from_the_list_generates_in_color(app, client):
+    client.predict("local:rgb-8bit", api_name="/choose_model")
+    picture, _ = client.predict(3, 1.0, 11, False, api_name="/generate")
+    model = library_model(app, "rgb-8bit")
+    *_, last = pixelrnn.generate(model, n=3, seed=11)
+    assert_same_picture(picture, last.image, model)
+    assert len(np.unique(pixels(picture).reshape(-1, 3), axis=0)) > 2
+
+
+# -- reconstruct and complete -----------------------------------------------------------------------------
+def test_restore_streams_rows_with_the_library_scores(app, client):
+    path = EXAMPLES / "digit-7-on-paper.png"
+    job = client.submit(*reconstruct_args(path), api_name="/reconstruct")
+    job.result()
+    frames = job.outputs()
+    model = library_model(app)
+    original = pixelrnn.load_image(path, model, invert="auto")
+    steps = list(pixelrnn.reconstruct(model, original))
+    assert len(frames) == 28
+    for (seen, result, error_map, loss, nll, bits, error_rate, plot), step in zip(frames, steps):
+        assert_same_picture(seen, original, model)
+        assert_same_picture(result, step.image, model)
+        assert pixels(error_map).shape == pixels(result).shape
+        assert loss == pytest.approx(step.loss, abs=1e-4) and bits == pytest.approx(step.bits_per_dim, abs=1e-4)
+        assert nll == pytest.approx(step.nll, abs=0.01) and error_rate == pytest.approx(step.error_rate, abs=1e-4)
+        assert [row for row, _ in plot["data"]] == list(range(step.row + 1))
+        np.testing.assert_allclose([loss for _, loss in plot["data"]], step.row_losses, rtol=1e-6)
+
+
+def test_sampled_completion_keeps_the_first_rows_and_matches_the_library(app, client):
+    path = EXAMPLES / "digit-3.png"
+    job = client.submit(*reconstruct_args(path, COMPLETE, keep_rows=10, sampling="sample", temperature=0.7, seed=5), api_name="/reconstruct")
+    result = job.result()[1]
+    model = library_model(app)
+    original = pixelrnn.load_image(path, model, invert="auto")
+    *_, last = pixelrnn.complete(model, original, keep_rows=10, temperature=0.7, seed=5)
+    assert_same_picture(result, last.image, model)
+    assert torch.equal(last.image[0, :, :10], original[:, :10])
+    assert len(job.outputs()) == 28
+
+
+@pytest.mark.parametrize("example", ["digit-0-transparent.png", "digit-7-on-paper.png", "colors.png"])
+def test_preview_shows_the_image_as_the_model_sees_it(app, client, example):
+    sent = client.predict(handle_file(str(EXAMPLES / example)), True, api_name="/preview")
+    model = library_model(app)
+    assert_same_picture(sent, pixelrnn.load_image(EXAMPLES / example, model, invert="auto"), model)
+
+
+def odd_images(folder: Path) -> dict:
+    """Uploads that are images in awkward modes: each must work."""
+    gray16 = Image.fromarray((np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60).astype(np.uint16))
+    palette = Image.new("P", (20, 20), 0)
+    palette.info["transparency"] = 0
+    files = {"16bit.png": gray16, "palette.png": palette, "la.png": Image.new("LA", (30, 30), (255, 128)),
+             "cmyk.jpg": Image.new("CMYK", (30, 30), (0, 50, 100, 0))}  # fmt: skip
+    for name, image in files.items():
+        image.save(folder / name, transparency=0) if name == "palette.png" else image.save(folder / name)
+    return {name: folder / name for name in files}
+
+
+def test_odd_image_modes_are_accepted(app, client, tmp_path):
+    model = library_model(app)
+    for name, path in odd_images(tmp_path).items():
+        sent = client.predict(handle_file(str(path)), False, api_name="/preview")
+        assert_same_picture(sent, pixelrnn.load_image(path, model), model)
+
+
+def bad_uploads(folder: Path) -> dict:
+    """file name -> (bytes, words the message must hold)."""
+    huge = Image.new("L", (8000, 8000))  # 64 million pixels, a few kB as PNG
+    return {
+        "notes.png": (b"these are notes, not pixels", "not an image that can be read"),
+        "cut.png": (png_bytes(Image.new("L", (64, 64), 200))[:60], "not an image that can be read"),
+        "empty.png": (b"", "empty"),
+        "huge.png": (png_bytes(huge), "the limit is 40,000,000 pixels"),
+    }
+
+
+@pytest.mark.parametrize("endpoint", ["/reconstruct", "/preview"])
+def test_bad_uploads_get_a_message_and_the_app_keeps_serving(app, client, tmp_path, endpoint):
+    for name, (data, words) in bad_uploads(tmp_path).items():
+        (tmp_path / name).write_bytes(data)
+        args = reconstruct_args(tmp_path / name)
+        with pytest.raises(AppError) as error:
+            client.predict(*(args if endpoint == "/reconstruct" else args[:2]), api_name=endpoint)
+        assert words in str(error.value) and "Traceback" not in str(error.value), name
+    assert client.predict(2, 1.0, 0, False, api_name="/generate")[1] == 0
+
+
+def test_an_unexpected_error_gives_a_short_message_without_internals(app, client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal detail at 0xdeadbeef")
+
+    monkeypatch.setattr(app[0].pixelrnn, "generate", broken)
+    with pytest.raises(AppError) as error:
+        client.predict(2, 1.0, 0, False, api_name="/generate")
+    assert "Something went wrong on the server (RuntimeError)" in str(error.value)
+    assert "0xdeadbeef" not in str(error.value) and "Traceback" not in str(error.value)
+
+
+def test_requests_out_of_bounds_get_messages(client):
+    with pytest.raises(AppError, match="Value 500 is greater than maximum value 64"):
+        client.predict(500, 1.0, 0, False, api_name="/generate")
+    with pytest.raises(AppError, match="Value 40 is greater than maximum value 28"):
+        client.predict(*reconstruct_args(EXAMPLES / "digit-3.png", COMPLETE, keep_rows=40), api_name="/reconstruct")
+    with pytest.raises(AppError, match="upload an image first"):
+        client.predict(None, True, RESTORE, 14, "greedy", 1.0, 0, api_name="/reconstruct")
+    client.predict("local:rgb-8bit", api_name="/choose_model")  # the slider's range follows the model
+    with pytest.raises(AppError, match="Value 10 is greater than maximum value 8"):
+        client.predict(*reconstruct_args(EXAMPLES / "colors.png", COMPLETE, keep_rows=10), api_name="/reconstruct")
+
+
+# -- models -----------------------------------------------------------------------------------------------
+def test_hub_failures_say_why_and_keep_the_current_model(app, client, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
+    monkeypatch.chdir(ROOT)  # a local path must not pass for a Hub id
+    client.predict("local:rgb-8bit", api_name="/choose_model")
+    cases = {("nobody/missing-model", "v1"): "cannot reach the Hub", ("not a repo id", ""): "not a Hub model id",
+             ("tests/conftest.py", ""): "not a Hub model id"}  # fmt: skip
+    for (repo, revision), words in cases.items():
+        with pytest.raises(AppError, match=words):
+            client.predict(repo, revision, api_name="/load_from_hub")
+    picture, _ = client.predict(2, 1.0, 4, False, api_name="/generate")
+    model = library_model(app, "rgb-8bit")
+    *_, last = pixelrnn.generate(model, n=2, seed=4)
+    assert_same_picture(picture, last.image, model)  # the model chosen before is still in use
+
+
+def test_a_missing_checkpoint_folder_is_explained(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("PIXELRNN_WEIGHTS", str(tmp_path))
+    model_key, _, info, _ = app[0].page_load("", [])
+    assert model_key == "" and "No checkpoint found" in info
+    with pytest.raises(Exception, match="No checkpoint found"):
+        app[0].MODELS.get("")
+
+
+def test_the_app_starts_and_explains_when_there_is_no_checkpoint(tmp_path):
+    port = free_port()
+    env = dict(os.environ, PIXELRNN_WEIGHTS=str(tmp_path), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in server.stdout:  # the app prints its URL once it serves
+            if f":{port}" in line:
+                break
+        config = urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30).read().decode()
+        assert "No checkpoint found" in config
+        with pytest.raises(AppError, match="No checkpoint found"):
+            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(2, 1.0, 0, False, api_name="/generate")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# -- load -------------------------------------------------------------------------------------------------
+def test_eight_clients_at_once_all_finish(app):
+    model = library_model(app)
+
+    def one(seed):
+        job = Client(app[1], verbose=False).submit(16, 1.0, seed, False, api_name="/generate")
+        picture, _ = job.result(timeout=120)
+        return seed, picture, len(job.outputs())
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    for seed, picture, frames in results:
+        assert frames == 28
+        *_, last = pixelrnn.generate(model, n=16, seed=seed)
+        assert_same_picture(picture, last.image, model)
+
+
+# -- train ------------------------------------------------------------------------------------------------
+def test_training_streams_its_curve_and_the_model_is_used_downloaded(app, client, tmp_path):
+    job = client.submit(*train_args([EXAMPLES / "digit-3.png"], "uploads", size=8, steps=15), api_name="/train")
+    curve, status, model_list, info, archive, keep_rows = job.result(timeout=120)
+    assert status.startswith("Done") and "trained in this session" in info and "8x8 gray" in info
+    assert [step for step, _, series in curve["data"] if series == "train"][-1] == 15
+    assert keep_rows["maximum"] == 8
+    picture, _ = client.predict(4, 1.0, 1, False, api_name="/generate")
+    with zipfile.ZipFile(archive) as zipped:
+        assert {"pixelrnn-model/model.safetensors", "pixelrnn-model/config.json"} <= set(zipped.namelist())
+        zipped.extractall(tmp_path)
+    trained = pixelrnn.PixelRNN.from_pretrained(tmp_path / "pixelrnn-model")
+    assert trained.config["height"] == 8 and trained.config["hidden_size"] == 16
+    *_, last = pixelrnn.generate(trained, n=4, seed=1)
+    assert_same_picture(picture, last.image, trained)
+
+
+def test_stop_ends_training_early_and_keeps_the_model(app, client):
+    job = client.submit(*train_args(data="digits", size=8, steps=2000), api_name="/train")
+    next(iter(job))  # the first streamed curve: training is under way
+    client.predict(api_name="/stop_training")
+    _, status, _, info, archive, _ = job.result(timeout=120)
+    assert status.startswith("Stopped after") and "trained in this session" in info and Path(archive).is_file()
+
+
+def test_bad_training_options_get_messages(client):
+    with pytest.raises(AppError, match="bidirectional"):
+        client.predict(*train_args(bidirectional=True), api_name="/train")
+    with pytest.raises(AppError, match="upload one or a few images"):
+        client.predict(*train_args(data="uploads"), api_name="/train")
+    with pytest.raises(AppError, match="Value 200 is greater than maximum value 64"):
+        client.predict(*train_args(size=200), api_name="/train")
+
+
+def test_push_hands_the_folder_and_token_to_the_library_and_never_shows_the_token(app, client, monkeypatch, caplog):
+    calls = []
+
+    def push(folder, repo_id, private, token):
+        calls.append((Path(folder), repo_id, private, token))
+        if repo_id.endswith("refused"):
+            raise pixelrnn.PixelRNNError(f"the Hub refused token {token}")
+
+    monkeypatch.setattr(app[0].pixelrnn.hub, "push", push, raising=False)
+    with pytest.raises(AppError, match="no model was trained"):
+        client.predict("me/model", True, "hf_secret123", api_name="/push_to_hub")
+    client.predict(*train_args(steps=3), api_name="/train")
+    message = client.predict("me/model", False, "hf_secret123", api_name="/push_to_hub")
+    folder, repo_id, private, token = calls[-1]
+    assert "me/model" in message and (repo_id, private, token) == ("me/model", False, "hf_secret123")
+    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    with pytest.raises(AppError) as error:
+        client.predict("me/refused", True, "hf_secret123", api_name="/push_to_hub")
+    assert "hf_secret123" not in str(error.value) and "refused" in str(error.value)
+    assert "hf_secret123" not in caplog.text
