@@ -194,13 +194,13 @@ def end_session(request: gr.Request):
 
 
 # -- layout -------------------------------------------------------------------------------------------
-CSS = ".pixels img { image-rendering: pixelated; }"
+CSS = ".pixels img { image-rendering: pixelated; } #upload img { width: 100%; height: 100%; object-fit: contain; }"
 
 with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
     model_key = gr.State(DEFAULT_KEY)
     session_models = gr.State([])
     gr.Markdown("# pixelrnn: images made row by row\nAn RNN reads the rows above and draws the next one.")
-    with gr.Row(equal_height=True):
+    with gr.Row():
         model_list = gr.Dropdown(model_choices([]), value=DEFAULT_KEY or None, label="Model", scale=2)
         hub_repo = gr.Textbox(label="or a Hub model", placeholder="user/pixelrnn-model", scale=2)
         hub_revision = gr.Textbox(label="revision", placeholder="main", scale=1)
@@ -211,15 +211,15 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
         with gr.Tab("Reconstruct", id="reconstruct"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    image = UploadedImage(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="upload")
+                    image = UploadedImage(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"], height=240, elem_classes="pixels", elem_id="upload")
                     invert = gr.Checkbox(True, label="invert dark drawings on light paper (auto)")
                     gr.Examples(EXAMPLES, inputs=[image], label="Examples")
                     how = gr.Radio([RESTORE, COMPLETE], value=RESTORE, label="How")
-                    keep_rows = gr.Slider(0, 28, value=14, step=1, label="keep the first rows (completion)")
+                    keep_rows = gr.Slider(0, 28, value=14, step=1, label="keep the first rows (completion)", elem_id="keep-rows")
                     sampling = gr.Radio(["greedy", "sample"], value="sample", label="completion draws")
                     with gr.Row():
                         temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
-                        seed = gr.Number(0, precision=0, label="seed")
+                        seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
                     reconstruct_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
                 with gr.Column(scale=2):
                     with gr.Row():

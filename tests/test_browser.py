@@ -86,6 +86,22 @@ def test_upload_an_image_and_reconstruct_it(page):
     screenshot(page, "reconstruct")
 
 
+def test_complete_the_lower_rows_of_an_example(page):
+    page.locator(".gallery button, .gallery-item").nth(2).click()  # the examples: colors, 0, 3, 7
+    expect(page.locator("#model-view img")).to_be_visible()
+    page.get_by_label("complete from the first rows").check()
+    set_slider(page, "keep-rows", 12)
+    page.fill("#seed input", "1")
+    page.click("#reconstruct-button")
+    expect(page.locator("#bits input")).not_to_have_value("")
+    wait_until_streamed(page, "#result")
+    model = library_model()
+    original = pixelrnn.load_image(EXAMPLES / "digit-3.png", model, invert="auto")
+    *_, last = pixelrnn.complete(model, original, keep_rows=12, seed=1)
+    assert_same_picture(shown_image(page, "#result"), last.image, model)
+    screenshot(page, "complete")
+
+
 def test_a_bad_upload_shows_a_message_not_a_trace(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"these are notes, not pixels")
