@@ -266,6 +266,17 @@ def test_training_streams_its_curve_and_the_model_is_used_downloaded(app, client
     assert_same_picture(picture, last.image, trained)
 
 
+def test_every_training_option_reaches_the_model(app, client):
+    options = dict(color="RGB", values="8bit", cell="lstm", hidden_size=24, num_layers=2, bidirectional=True,
+                   mode="many-to-one", window=3, batch_norm=False, row_head="independent")  # fmt: skip
+    client.predict(*train_args([EXAMPLES / "colors.png"], "uploads", size=6, steps=3, **options), api_name="/train")
+    folder = app[0].RUNS.checkpoint(client.session_hash)
+    config = pixelrnn.PixelRNN.from_pretrained(folder).config
+    expected = dict(options, channels=3, height=6, width=6, head_size=24)
+    del expected["color"]
+    assert {key: config[key] for key in expected} == expected
+
+
 def test_stop_ends_training_early_and_keeps_the_model(app, client):
     job = client.submit(*train_args(data="digits", size=8, steps=2000), api_name="/train")
     next(iter(job))  # the first streamed curve: training is under way
