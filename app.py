@@ -136,8 +136,8 @@ def train(files, data, size, color, values, cell, hidden_size, num_layers, bidir
     )  # fmt: skip
     _check_training_data(files, data)  # the sliders bound the sizes
     pixelrnn.PixelRNN(**model_config)  # a bad combination of options fails here, before the data is read
-    run_id, folder, stop = RUNS.start(request.session_hash)
     splits = pixelrnn.datasets.load_splits([str(f) for f in files] if data == "uploads" else data, model_config, copies=256)
+    run_id, folder, stop = RUNS.start(request.session_hash)  # replaces the session's previous run
     config = TrainConfig(
         out=str(folder), epochs=0, max_steps=int(steps), batch_size=32, lr=3e-3, warmup_steps=max(1, int(steps) // 10),
         save_every=10**9, log_every=10, eval_batch_size=256, max_valid=256, command="trained in the pixelrnn app",
