@@ -69,7 +69,8 @@ def wait_until_streamed(page, selector):
 
 
 def library_model():
-    return pixelrnn.PixelRNN.from_pretrained(served()[2] / "binarized-mnist")
+    app, _, weights = served()
+    return pixelrnn.PixelRNN.from_pretrained(weights / "binarized-mnist").to(app.DEVICE)
 
 
 def test_upload_an_image_and_reconstruct_it(page):
