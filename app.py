@@ -109,7 +109,7 @@ def reconstruct(image, invert, how, keep_rows, sampling, temperature, seed, mode
     else:
         steps = pixelrnn.reconstruct(model, original)
     seen, unique = app_support.picture(original, model), app_support.UniqueFrames()
-    for step in app_support.rows(steps):
+    for step in steps:
         yield (
             unique(seen), unique(app_support.picture(step.image, model)), unique(app_support.error_map(original, step.image, step.row, model)),
             step.loss, step.nll, step.bits_per_dim, step.error_rate, app_support.row_loss_frame(step.row_losses),
@@ -122,7 +122,7 @@ def generate(n, temperature, seed, random_seed, model_key):
     model = MODELS.get(model_key)
     seed = app_support.fresh_seed() if random_seed or seed is None else int(seed)
     unique = app_support.UniqueFrames()
-    for step in app_support.rows(pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed)):
+    for step in pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed):
         yield unique(app_support.picture(step.image, model)), seed
 
 

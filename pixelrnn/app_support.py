@@ -213,21 +213,6 @@ def describe(model: pixelrnn.PixelRNN, key: str) -> str:
     )
 
 
-def rows(steps):
-    """Iterate a pixelrnn sampling generator the way Gradio does (each next() on any worker thread) safely.
-
-    The library enters torch.inference_mode inside its generator; that mode is per thread, so resuming
-    the generator on another thread would leave one thread stuck in inference mode and run the next row
-    without it. Entering the mode around each row in the thread that asks for it keeps both right.
-    """
-    while True:
-        with torch.inference_mode():
-            step = next(steps, None)
-        if step is None:
-            return
-        yield step
-
-
 # -- pictures and plots ---------------------------------------------------------------------------------
 def display_scale(config: dict, n: int = 1) -> int:
     columns = math.ceil(math.sqrt(n))  # to_pil lays a batch out as a near-square grid with 1-pixel gaps

@@ -131,8 +131,10 @@ def _decode(data: bytes) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise PixelRNNError(f"the image is too large to decode safely: the limit is {MAX_PIXELS:,} pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
-        raise PixelRNNError(f"this file is not an image that can be read (PNG, JPEG, GIF, WebP, BMP, TIFF...): {error}") from None
+    except UnidentifiedImageError:
+        raise PixelRNNError("this file is not an image that can be read (PNG, JPEG, GIF, WebP, BMP, TIFF...)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:  # a known format, but damaged or cut off
+        raise PixelRNNError(f"this file is not an image that can be read: it looks damaged or cut off ({error})") from None
     return image
 
 

@@ -75,39 +75,42 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy)
     if seed is not None:
         generator = torch.Generator(device=device)
         generator.manual_seed(int(seed))
-    with _eval_mode(model), torch.inference_mode():
-        true_tokens = None
-        nll = bits = None
-        if original is not None:
-            original = original.to(device)
-            nll = -model.log_prob(original).sum(dim=(1, 2, 3)).mean().item()  # nats per image
-            bits = nll / (original[0].numel() * math.log(2))
-            true_tokens = model.to_tokens(original.expand(batch, -1, -1, -1))
-        tokens = torch.zeros(batch, model.num_tokens, model.token_size, device=device)
+    # Inference mode is entered per row, never held across a `yield`: a UI may resume the generator on
+    # another thread, and a mode left on would leak into whatever that thread runs next.
+    with _eval_mode(model):
+        with torch.inference_mode():
+            true_tokens = None
+            nll = bits = None
+            if original is not None:
+                original = original.to(device)
+                nll = -model.log_prob(original).sum(dim=(1, 2, 3)).mean().item()  # nats per image
+                bits = nll / (original[0].numel() * math.log(2))
+                true_tokens = model.to_tokens(original.expand(batch, -1, -1, -1))
+            tokens = torch.zeros(batch, model.num_tokens, model.token_size, device=device)
         keep_tokens = keep_rows * model.tokens_per_row
         row_losses, total_ce, wrong, seen = [], 0.0, 0.0, 0
         row_ce, row_count = 0.0, 0
         state, previous = None, None
         for t in range(model.num_tokens):
-            context, state = model.context_step(previous, state, batch_size=batch)
-            if teacher or t < keep_tokens:
-                params = model.token_params(context, true_tokens[:, t])
-                fed = true_tokens[:, t]
-                shown = fed if t < keep_tokens else distributions.mode(params, values)
-            else:
-                shown, params = model.sample_token(context, temperature, greedy, generator)
-                fed = shown
-            tokens[:, t] = shown
-            previous = fed
-            if true_tokens is not None:
-                cross_entropy = -distributions.log_prob(params, true_tokens[:, t], values)
-                row_ce += cross_entropy.sum().item()
-                row_count += cross_entropy.numel()
-                wrong += (shown != true_tokens[:, t]).sum().item()
+            with torch.inference_mode():
+                context, state = model.context_step(previous, state, batch_size=batch)
+                if teacher or t < keep_tokens:
+                    params = model.token_params(context, true_tokens[:, t])
+                    fed = true_tokens[:, t]
+                    shown = fed if t < keep_tokens else distributions.mode(params, values)
+                else:
+                    shown, params = model.sample_token(context, temperature, greedy, generator)
+                    fed = shown
+                tokens[:, t] = shown
+                previous = fed
+                if true_tokens is not None:
+                    cross_entropy = -distributions.log_prob(params, true_tokens[:, t], values)
+                    row_ce += cross_entropy.sum().item()
+                    row_count += cross_entropy.numel()
+                    wrong += (shown != true_tokens[:, t]).sum().item()
             if (t + 1) % model.tokens_per_row:
                 continue
-            row = t // model.tokens_per_row
-            step = Step(row=row, image=model.to_image(tokens).clone(), height=config["height"])
+            step = Step(row=t // model.tokens_per_row, image=model.to_image(tokens).clone(), height=config["height"])
             if true_tokens is not None:
                 total_ce, seen = total_ce + row_ce, seen + row_count
                 row_losses.append(row_ce / row_count)

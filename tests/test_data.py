@@ -134,3 +134,12 @@ def test_round_trip_through_to_pil(digit):
     model = tiny(height=8, width=8, values="8bit")
     x = pixelrnn.load_image(digit, model)
     torch.testing.assert_close(pixelrnn.load_image(pixelrnn.to_pil(x, model), model), x)
+
+
+def test_unreadable_image_messages_hold_no_python_internals(digit):
+    with pytest.raises(pixelrnn.PixelRNNError) as info:
+        pixelrnn.load_image(b"plain text, not a picture", tiny())
+    assert "BytesIO" not in str(info.value) and "0x" not in str(info.value)
+    cut = _png(Image.fromarray(digit))[:60]
+    with pytest.raises(pixelrnn.PixelRNNError, match="damaged or cut off"):
+        pixelrnn.load_image(cut, tiny())

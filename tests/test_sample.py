@@ -105,3 +105,20 @@ def test_complete_accepts_a_real_image_and_the_bad_requests_are_clear():
         pixelrnn.generate(model, n=0)
     with pytest.raises(pixelrnn.PixelRNNError, match="not an image"):
         pixelrnn.reconstruct(model, b"junk")
+
+
+def test_no_inference_mode_leaks_across_yields_and_images_are_ordinary_tensors():
+    import threading
+
+    model = settle_batch_norm(tiny())
+    steps = pixelrnn.generate(model, n=2, seed=0)
+    first = next(steps)
+    assert not torch.is_inference_mode_enabled()
+    assert not first.image.is_inference()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append((next(steps).row, torch.is_inference_mode_enabled())))
+    worker.start()
+    worker.join()
+    assert seen == [(1, False)]  # resumed on another thread, which is left as it was
+    loss = -model.log_prob(first.image).sum()  # usable in training, with gradients
+    loss.backward()
