@@ -1,0 +1,66 @@
+"""Copy a run's best checkpoint into weights/<name>/, stored in float16 to keep it small, and measure it as shipped.
+
+    python scripts/ship.py <name> [--split test] [--command "..."]
+
+The figures in the shipped model card are measured here, on the float16 weights as they load (into a
+float32 model), so the card describes exactly the file in weights/.
+"""
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import pixelrnn  # noqa: E402
+from pixelrnn import checkpoint  # noqa: E402
+from pixelrnn.card import card_fields  # noqa: E402
+from pixelrnn.datasets import load_splits  # noqa: E402
+from pixelrnn.evaluate import evaluate  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("--runs", default=str(ROOT / "runs"))
+    parser.add_argument("--command", help="the command that reproduces the run (default: from its card)")
+    args = parser.parse_args()
+    run, target = Path(args.runs) / args.name, ROOT / "weights" / args.name
+    trained = pixelrnn.PixelRNN.from_pretrained(run)
+    settings = json.loads((run / "train.json").read_text())
+    fields = card_fields((run / "README.md").read_text())
+    command = args.command or fields.get("command")
+
+    target.mkdir(parents=True, exist_ok=True)
+    half = pixelrnn.PixelRNN(**trained.config)
+    half.load_state_dict(trained.state_dict())
+    half.half()
+    checkpoint.save(half, target)  # weights on disk in float16
+    shipped = pixelrnn.PixelRNN.from_pretrained(target)  # as users get it: float32 model, float16 values
+
+    splits = load_splits(settings["data"], shipped.config, folder=settings.get("data_dir"), copies=settings["copies"],
+                         augment=settings["augment"], seed=settings["seed"])  # fmt: skip
+    metrics = {k: v for k, v in fields.get("metrics", {}).items() if k in ("epoch", "step")}
+    for split in ("valid", "test"):
+        images = getattr(splits, split)
+        if images is not None:
+            figures = evaluate(shipped, images)
+            metrics[f"{split}_nll_nats"] = round(figures["nll_nats"], 3)
+            metrics[f"{split}_bits_per_dim"] = round(figures["bits_per_dim"], 5)
+            print(f"{args.name} {split}: {figures}")
+    *_, last = pixelrnn.generate(shipped, n=16, seed=0)
+    pixelrnn.to_pil(last.image, shipped, scale=4 if shipped.config["width"] <= 32 else 2).save(target / "samples.png")
+    checkpoint.save(half, target, metrics=metrics, data=splits.name, command=command, samples_image="samples.png")
+    for name in ("train.json", "metrics.jsonl", "loss.png"):
+        shutil.copy(run / name, target / name)
+    settings["command"] = command
+    (target / "train.json").write_text(json.dumps(settings, indent=2) + "\n")
+    size = (target / "model.safetensors").stat().st_size
+    print(f"shipped {target} ({size / 2**20:.1f} MiB): {metrics}")
+
+
+if __name__ == "__main__":
+    main()
