@@ -96,4 +96,20 @@ def mode(params: torch.Tensor, values: str) -> torch.Tensor:
     """The most likely level of each value: params (..., K) -> (...)."""
     if values == "binary":
         return (params[..., 0] > 0).to(params.dtype)
-    return level_log_probs(params, values).argmax(-1).to(params.dtype)
+    return _logistic_mixture_level_probs(params).argmax(-1).to(params.dtype)
+
+
+def _logistic_mixture_level_probs(params: torch.Tensor) -> torch.Tensor:
+    """Probabilities of the 256 levels (..., 256) as differences of the CDF at the bin edges.
+
+    A handful of passes over (..., 256, M) instead of the ~20 of the log-space formula: used where only the
+    ranking matters (the most likely level), and exact up to float rounding.
+    """
+    logits, means, log_scales = params.chunk(3, dim=-1)  # (..., M)
+    edges = normalize(torch.arange(255, device=params.device, dtype=params.dtype) + 0.5, "8bit")  # inner edges
+    inv_scale = torch.exp(-log_scales.clamp(min=_MIN_LOG_SCALE))
+    cdf = torch.sigmoid((edges[:, None] - means.unsqueeze(-2)) * inv_scale.unsqueeze(-2))  # (..., 255, M)
+    cdf = F.pad(cdf, (0, 0, 1, 1), value=0.0)
+    cdf[..., -1, :] = 1.0
+    probs = cdf[..., 1:, :] - cdf[..., :-1, :]  # (..., 256, M)
+    return (probs * torch.softmax(logits, dim=-1).unsqueeze(-2)).sum(-1)

@@ -192,3 +192,9 @@ def test_a_few_steps_of_training_lower_the_nll():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.7 * first
+
+
+def test_8bit_mode_is_the_most_likely_level():
+    params = torch.randn(500, 15) * 2
+    expected = distributions.level_log_probs(params, "8bit").argmax(-1).float()
+    assert torch.equal(distributions.mode(params, "8bit"), expected)
