@@ -59,6 +59,7 @@ class PixelRNN(
         head_size: int = 256,
         head_layers: int = 1,
         mixtures: int = 5,
+        direct_connections: bool = True,
     ):
         super().__init__()
         config = dict(
@@ -66,6 +67,7 @@ class PixelRNN(
             hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
             dropout=dropout, batch_norm=batch_norm, mode=mode, window=window, row_head=row_head,
             step=step, head_size=head_size, head_layers=head_layers, mixtures=mixtures,
+            direct_connections=direct_connections,
         )  # fmt: skip
         validate_config(config)
         self._config = config
@@ -86,7 +88,9 @@ class PixelRNN(
         self.decoder = _dense(hidden_size * directions, hidden_size, batch_norm)
         self.drop = nn.Dropout(dropout)
         if row_head == "autoregressive":
-            self.head = MaskedRowHead(self.token_size, self.params_per_value, hidden_size, head_size, head_layers)
+            self.head = MaskedRowHead(
+                self.token_size, self.params_per_value, hidden_size, head_size, head_layers, direct_connections
+            )
         else:
             self.head = IndependentRowHead(self.token_size, self.params_per_value, hidden_size)
 
@@ -237,8 +241,8 @@ class IndependentRowHead(nn.Module):
 
 
 class MaskedLinear(nn.Linear):
-    def __init__(self, in_features, out_features, mask):
-        super().__init__(in_features, out_features)
+    def __init__(self, in_features, out_features, mask, bias=True):
+        super().__init__(in_features, out_features, bias=bias)
         self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
 
     def forward(self, x):
@@ -246,9 +250,14 @@ class MaskedLinear(nn.Linear):
 
 
 class MaskedRowHead(nn.Module):
-    """MADE over the D values of a token: value d sees the context and values 0..d-1 of its own token."""
+    """MADE over the D values of a token: value d sees the context and values 0..d-1 of its own token.
 
-    def __init__(self, token_size, params_per_value, context_size, head_size, head_layers):
+    With direct connections (MADE's input-to-output weights), value d also sees values 0..d-1 linearly:
+    the left neighbour, which matters most in an image, does not have to squeeze through the few hidden
+    units whose degree lets them see it.
+    """
+
+    def __init__(self, token_size, params_per_value, context_size, head_size, head_layers, direct_connections=True):
         super().__init__()
         self.token_size, self.params_per_value = token_size, params_per_value
         input_degree = torch.arange(1, token_size + 1)
@@ -262,10 +271,15 @@ class MaskedRowHead(nn.Module):
         )
         self.out = MaskedLinear(head_size, token_size * params_per_value, output_degree[:, None] > hidden_degree[None, :])
         self.context_out = nn.Linear(context_size, token_size * params_per_value)
+        self.direct = None
+        if direct_connections:
+            self.direct = MaskedLinear(token_size, token_size * params_per_value, output_degree[:, None] > input_degree[None, :], bias=False)
 
     def forward(self, context, inputs):  # (B, T, hidden), (B, T, D) -> (B, T, D, K)
         a = self._hidden(self.inp(inputs) + self.context_in(context))
         out = self.out(a) + self.context_out(context)
+        if self.direct is not None:
+            out = out + self.direct(inputs)
         return out.unflatten(-1, (self.token_size, self.params_per_value))
 
     def _hidden(self, pre_activation):
@@ -283,10 +297,14 @@ class MaskedRowHead(nn.Module):
         # Values not drawn yet enter as 0; the masks keep them away from every output still to come.
         pre_activation = self.context_in(context) + self.inp.bias
         tokens, params = [], []
+        direct = None if self.direct is None else (self.direct.weight * self.direct.mask).unflatten(0, (self.token_size, k))
         for d in range(self.token_size):
             params.append(torch.addmm(out_bias[:, d], self._hidden(pre_activation), out_weight[d].T))
             tokens.append(draw(params[-1], d))
-            pre_activation = torch.addr(pre_activation, normalize(tokens[-1]), in_weight[:, d])
+            value = normalize(tokens[-1])
+            pre_activation = torch.addr(pre_activation, value, in_weight[:, d])
+            if direct is not None and d + 1 < self.token_size:  # later values see this one directly
+                out_bias = out_bias + value[:, None, None] * direct[:, :, d]
         token, params = torch.stack(tokens, dim=1), torch.stack(params, dim=1)
         return token, params
 
@@ -334,7 +352,7 @@ def validate_config(config: dict) -> None:
     check_choice("mode", MODES)
     check_choice("row_head", ROW_HEADS)
     check_choice("step", STEPS)
-    for name in ("bidirectional", "batch_norm"):
+    for name in ("bidirectional", "batch_norm", "direct_connections"):
         if not isinstance(config[name], bool):
             problems.append(f"{name} must be true or false, got {config[name]!r}")
     dropout = config["dropout"]

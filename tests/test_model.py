@@ -16,6 +16,9 @@ GRID = [
         (False, True), ("autoregressive", "independent"), ("binary", "8bit"),
     )
 ]  # fmt: skip
+GRID += [  # the MADE head without its direct input-to-output connections
+    dict(GRID[i], direct_connections=False) for i, g in enumerate(GRID) if g["row_head"] == "autoregressive" and g["cell"] == "lstm"
+]
 
 
 def _id(config):
@@ -31,6 +34,7 @@ def _value_order_params(model, x):
 @pytest.mark.parametrize("config", GRID, ids=_id)
 def test_causal_within_and_across_rows(config):
     model = settle_batch_norm(tiny(window=2, num_layers=2, **config))
+    config = model.config
     x = random_images(model, batch=1)
     tokens = model.to_tokens(x)
     size = tokens[0].numel()
@@ -140,7 +144,7 @@ def test_config_is_complete_and_json_ready():
     model = pixelrnn.PixelRNN()
     config = model.config
     assert config["height"] == 28 and config["values"] == "binary" and config["cell"] == "gru"
-    assert set(config) == set(pixelrnn.PixelRNN.__init__.__code__.co_varnames[1:18])
+    assert set(config) == set(pixelrnn.PixelRNN.__init__.__code__.co_varnames[1:19])
     config["height"] = 5
     assert model.config["height"] == 28  # a copy
 
