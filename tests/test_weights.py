@@ -1,0 +1,46 @@
+"""The checkpoints shipped in weights/ load strictly, sample, carry honest cards, and (where the data is here) score."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import pixelrnn
+from pixelrnn.card import card_fields
+from pixelrnn.datasets import load_splits
+from pixelrnn.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for p in (ROOT / "weights").iterdir() if (p / "config.json").exists())
+DATA = Path(os.environ.get("PIXELRNN_DATA", ROOT.parent / "shared" / "data"))
+
+
+def test_the_default_checkpoint_is_shipped():
+    assert (ROOT / "weights" / "binarized-mnist" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_shipped_checkpoint_loads_samples_and_has_a_card(folder):
+    model = pixelrnn.PixelRNN.from_pretrained(folder)
+    assert model.config == json.loads((folder / "config.json").read_text())
+    assert (folder / "model.safetensors").stat().st_size < 10 * 2**20
+    *_, last = pixelrnn.generate(model, n=2, seed=0)
+    assert last.image.shape == (2, model.config["channels"], model.config["height"], model.config["width"])
+    fields = card_fields((folder / "README.md").read_text())
+    assert "valid_nll_nats" in fields["metrics"] and fields["command"].startswith("python -m pixelrnn train")
+    assert (folder / "samples.png").exists() and (folder / "train.json").exists()
+
+
+def test_binarized_mnist_checkpoint_scores_as_its_card_says():
+    if not (DATA / "binarized_mnist.npz").exists():
+        pytest.skip(f"no binarized_mnist.npz in {DATA}")
+    folder = ROOT / "weights" / "binarized-mnist"
+    model = pixelrnn.PixelRNN.from_pretrained(folder)
+    test = load_splits("binarized-mnist", model.config, folder=str(DATA)).test
+    subset = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:2000]]  # the file is ordered by difficulty
+    figures = evaluate(model, subset)
+    claimed = card_fields((folder / "README.md").read_text())["metrics"]["test_nll_nats"]
+    assert claimed <= 84  # this round's target
+    assert abs(figures["nll_nats"] - claimed) < 2.5  # a random fifth of the test images: close to the full figure
+    torch.testing.assert_close(torch.tensor(figures["bits_per_dim"]), torch.tensor(figures["nll_nats"] / (784 * 0.6931471805599453)))
