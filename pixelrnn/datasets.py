@@ -17,6 +17,9 @@ DATA_DIR_ENV = "PIXELRNN_DATA"
 DEFAULT_DATA_DIR = "../shared/data"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 NAMED = ("binarized-mnist", "mnist", "digits", "photos")
+# Photographs inside scikit-image (no download); the first, a portrait, is held out for validation.
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+          "camera", "clock", "coins", "moon", "brick", "grass", "gravel", "cell")  # fmt: skip
 
 
 @dataclass
@@ -96,7 +99,7 @@ def _photos(config, copies, augment, seed) -> Splits:
     try:
         from skimage import data as skdata
 
-        for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "camera"):
+        for name in PHOTOS:
             arrays.append(np.asarray(getattr(skdata, name)()))
     except ImportError:
         pass
