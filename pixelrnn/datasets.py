@@ -115,7 +115,8 @@ def _photos(config, copies, augment, seed) -> Splits:
 
     held_out = arrays.pop(0)  # the first photo is only for validation
     generator = torch.Generator().manual_seed(seed)
-    train = torch.cat([_augmented(Image.fromarray(a), config, max(1, copies // len(arrays)), augment, generator) for a in arrays])
+    per_photo = -(-copies // len(arrays))  # at least `copies` in all
+    train = torch.cat([_augmented(Image.fromarray(a), config, per_photo, augment, generator) for a in arrays])
     valid = _augmented(Image.fromarray(held_out), config, 64, augment, generator)
     return Splits(train, valid, None, f"random crops of {len(arrays)} photos from scikit-image/scikit-learn (valid: crops of a held-out photo)", "skimage-photos")
 
@@ -123,7 +124,7 @@ def _photos(config, copies, augment, seed) -> Splits:
 def _from_images(paths, config, copies, augment, seed, description) -> Splits:
     images = [read_image(path, config["channels"]) for path in paths]
     generator = torch.Generator().manual_seed(seed)
-    per_image = max(1, copies // len(images))
+    per_image = -(-copies // len(images))  # at least `copies` in all
     train = torch.cat([_augmented(image, config, per_image, augment, generator) for image in images])
     valid = torch.stack([load_image(image, config) for image in images])  # the whole images, as the model sees them
     return Splits(train, valid, None, f"{description}: {len(images)} image(s), {len(train)} {augment} copies")
