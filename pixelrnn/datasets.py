@@ -117,7 +117,8 @@ def _photos(config, copies, augment, seed) -> Splits:
     generator = torch.Generator().manual_seed(seed)
     per_photo = -(-copies // len(arrays))  # at least `copies` in all
     train = torch.cat([_augmented(Image.fromarray(a), config, per_photo, augment, generator) for a in arrays])
-    valid = _augmented(Image.fromarray(held_out), config, 64, augment, generator)
+    # its own generator: the same validation crops whatever the training photos
+    valid = _augmented(Image.fromarray(held_out), config, 64, augment, torch.Generator().manual_seed(seed + 1))
     return Splits(train, valid, None, f"random crops of {len(arrays)} photos from scikit-image/scikit-learn (valid: crops of a held-out photo)", "skimage-photos")
 
 
