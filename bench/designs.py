@@ -33,13 +33,15 @@ def main():
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="runs/designs")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--max-valid", type=int, default=0, help="score on the first N validation images (0: all 10,000)")
     args = parser.parse_args()
     splits = load_splits("binarized-mnist", PixelRNN().config, folder=args.data_dir)
     results = {}
     for name, variant in VARIANTS.items():
         model_config = dict(hidden_size=args.hidden, head_size=args.hidden, **variant)
         out = Path(args.out) / name.replace(", ", "_").replace(" ", "-").replace("(", "").replace(")", "")
-        config = TrainConfig(data="binarized-mnist", out=str(out), epochs=args.epochs, threads=args.threads, lr=2e-3, warmup_steps=300)
+        config = TrainConfig(data="binarized-mnist", out=str(out), epochs=args.epochs, threads=args.threads, lr=2e-3,
+                             warmup_steps=300, max_valid=args.max_valid)  # fmt: skip
         start = time.perf_counter()
         best = min(p.valid["nll_nats"] for p in run(config, model_config, splits=splits) if p.valid)
         results[name] = {"valid_nll_nats": best, "minutes": (time.perf_counter() - start) / 60, "params": count_parameters(PixelRNN(**model_config))}
