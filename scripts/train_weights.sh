@@ -8,8 +8,8 @@ which=${1:-all}
 
 run() { [ "$which" = all ] || [ "$which" = "$1" ]; }
 
-if run binarized-mnist; then  # the shipped model predates direct connections, hence --no-direct-connections
-  $PY -m pixelrnn train --data binarized-mnist --hidden-size 512 --head-size 512 --no-direct-connections --epochs 14 --batch-size 64 \
+if run binarized-mnist; then
+  $PY -m pixelrnn train --data binarized-mnist --hidden-size 512 --head-size 512 --epochs 8 --batch-size 64 \
     --lr 2e-3 --warmup-steps 300 --out runs/binarized-mnist --test
 fi
 if run mnist-8bit; then
