@@ -51,12 +51,15 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--only", default="", help="time only the configurations whose name contains this")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"batch {args.batch}, median of {args.steps} steps, torch {torch.__version__}, {torch.get_num_threads()} threads")
     header = f"{'configuration':<46}{'params':>11}{'img/s':>9}{'s/epoch':>9}"
     print(header + (f"{'compiled img/s':>16}{'speed-up':>10}" if args.compile else ""))
     for name, config in CONFIGS.items():
+        if args.only not in name:
+            continue
         model = pixelrnn.PixelRNN(**config).train()
         seconds = time_steps(model, args.steps, args.batch, compiled=False)
         line = f"{name:<46}{pixelrnn.count_parameters(model):>11,}{args.batch / seconds:>9.0f}{50000 / args.batch * seconds:>9.0f}"
