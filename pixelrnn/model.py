@@ -298,13 +298,15 @@ class MaskedRowHead(nn.Module):
         pre_activation = self.context_in(context) + self.inp.bias
         tokens, params = [], []
         direct = None if self.direct is None else (self.direct.weight * self.direct.mask).unflatten(0, (self.token_size, k))
+        drawn = torch.zeros_like(out_bias[..., 0])  # normalized values drawn so far, for the direct connections
         for d in range(self.token_size):
             params.append(torch.addmm(out_bias[:, d], self._hidden(pre_activation), out_weight[d].T))
+            if direct is not None and d > 0:
+                params[-1] = torch.addmm(params[-1], drawn[:, :d], direct[d, :, :d].T)
             tokens.append(draw(params[-1], d))
             value = normalize(tokens[-1])
             pre_activation = torch.addr(pre_activation, value, in_weight[:, d])
-            if direct is not None and d + 1 < self.token_size:  # later values see this one directly
-                out_bias = out_bias + value[:, None, None] * direct[:, :, d]
+            drawn[:, d] = value
         token, params = torch.stack(tokens, dim=1), torch.stack(params, dim=1)
         return token, params
 
