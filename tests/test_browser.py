@@ -22,6 +22,7 @@ pytestmark = [
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (requirements-dev.txt)")
 expect = sync_api.expect
+expect.set_options(timeout=WAIT_MS)  # assertions wait as long as actions: CI machines are slow and shared
 
 
 @pytest.fixture(scope="module")
