@@ -11,8 +11,6 @@ NOTE: the row head is a MADE-style masked network (Germain et al. 2015), so the 
 are predicted autoregressively and the likelihood is exact; `row_head="independent"` is the original
 design, where they are conditionally independent given the tokens above.
 """
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -381,6 +379,3 @@ def validate_config(config: dict) -> None:
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def bits_per_dim(nll_nats: float, dims: int) -> float:
-    return nll_nats / (dims * math.log(2))
