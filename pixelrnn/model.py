@@ -378,4 +378,3 @@ def validate_config(config: dict) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
