@@ -29,10 +29,12 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, error_images: i
             params = model(x)
             tokens = model.to_tokens(x)
             total_nll -= distributions.log_prob(params, tokens, values).double().sum().item()
-            for first in range(0, min(len(x), error_images - start), 8 if values != "binary" else len(x)):
-                chunk = slice(first, min(first + 8, len(x), error_images - start) if values != "binary" else len(x))
-                wrong += (distributions.mode(params[chunk], values) != tokens[chunk]).double().sum().item()
-                scored += len(tokens[chunk])
+            to_score = max(0, min(len(x), error_images - start))
+            chunk = len(x) if values == "binary" else 8  # keeps the 8-bit level table small
+            for first in range(0, to_score, chunk):
+                part = slice(first, min(first + chunk, to_score))
+                wrong += (distributions.mode(params[part], values) != tokens[part]).double().sum().item()
+                scored += part.stop - part.start
     finally:
         model.train(was_training)
     dims = images[0].numel()

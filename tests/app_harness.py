@@ -7,7 +7,6 @@ import functools
 import io
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 import pixelrnn
+from conftest import free_port  # noqa: F401 - re-exported for test_app
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -30,12 +30,6 @@ def make_checkpoints(folder: Path) -> None:
     else:
         pixelrnn.PixelRNN(height=28, width=28, **TINY).save_pretrained(folder / "binarized-mnist")
     pixelrnn.PixelRNN(height=8, width=8, channels=3, values="8bit", mixtures=2, **TINY).save_pretrained(folder / "rgb-8bit")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @functools.cache

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import settle_batch_norm, tiny
+from conftest import free_port, settle_batch_norm, tiny
 from hub_server import FakeHub
 from pixelrnn.card import card_fields, model_card
 
@@ -77,12 +76,6 @@ def make_checkpoint(folder: Path, seed: int, **card) -> Path:
     torch.manual_seed(seed)
     settle_batch_norm(tiny()).save_pretrained(folder, model_card_kwargs=card)
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

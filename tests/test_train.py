@@ -15,6 +15,7 @@ from PIL import Image
 import pixelrnn
 from pixelrnn.datasets import load_splits
 from pixelrnn.train import TrainConfig, run
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(height=8, width=8, hidden_size=16, head_size=16)
@@ -144,7 +145,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert single.returncode == 0, single.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     double = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
          "-m", "pixelrnn", "train", "--out", str(tmp_path / "two"), *common],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
@@ -154,14 +155,6 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(one[name], start[name]) for name in one)  # training did move the weights
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_cli_sample_and_eval(tmp_path):
