@@ -16,7 +16,7 @@ from .errors import PixelRNNError
 DATA_DIR_ENV = "PIXELRNN_DATA"
 DEFAULT_DATA_DIR = "../shared/data"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-NAMED = ("binarized-mnist", "mnist", "digits", "photos")
+NAMED = ("binarized-mnist", "mnist", "cifar10", "cifar10-exact-test", "digits", "photos")
 # Photographs inside scikit-image (no download); the first, a portrait, is held out for validation.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
           "camera", "clock", "coins", "moon", "brick", "grass", "gravel", "cell")  # fmt: skip
@@ -44,6 +44,10 @@ def load_splits(source, config: dict, *, folder: str | None = None, copies: int 
         return _binarized_mnist(config, data_dir(folder))
     if source == "mnist":
         return _mnist(config, data_dir(folder))
+    if source == "cifar10":
+        return _cifar10(config, data_dir(folder))
+    if source == "cifar10-exact-test":
+        return _cifar10_exact_test(config, data_dir(folder))
     if source == "digits":
         return _digits(config, seed)
     if source == "photos":
@@ -81,6 +85,27 @@ def _mnist(config, folder: Path) -> Splits:
     if config["values"] == "binary":
         train, test = (train >= 128).float(), (test >= 128).float()
     return Splits(train[:55000], train[55000:], test, "MNIST: the first 55k train images / last 5k as valid / 10k test", "ylecun/mnist")
+
+
+def _cifar10(config, folder: Path) -> Splits:
+    """All of CIFAR-10 as JPEG-decoded pixels (see ../shared/data/README.md): bits/dim here is not the published figure."""
+    _expect(config, 32, 32, 3, "cifar10")
+    arrays = _npz(folder / "cifar10.npz", ("x_train", "x_test"))
+    train, test = _cifar_tensor(arrays["x_train"], config), _cifar_tensor(arrays["x_test"], config)
+    return Splits(train[:45000], train[45000:], test,
+                  "CIFAR-10, JPEG-decoded pixels: the first 45k train images / last 5k as valid / 10k test", "cifar10")  # fmt: skip
+
+
+def _cifar10_exact_test(config, folder: Path) -> Splits:
+    """The first 846 CIFAR-10 test images with their original pixels: the figure comparable to published ones."""
+    _expect(config, 32, 32, 3, "cifar10-exact-test")
+    test = _cifar_tensor(_npz(folder / "cifar10_exact_test.npz", ("x_test",))["x_test"], config)
+    return Splits(test[:0], test, test, "CIFAR-10, original pixels of the first 846 test images", "cifar10")
+
+
+def _cifar_tensor(images: np.ndarray, config) -> torch.Tensor:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()  # (N, 32, 32, 3) uint8 -> (N, 3, 32, 32)
+    return (x >= 128).float() if config["values"] == "binary" else x
 
 
 def _digits(config, seed) -> Splits:

@@ -1,3 +1,4 @@
+import io
 import os
 import socket
 import sys
@@ -40,6 +41,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def error_of(call) -> str | None:
+    """The message of the PixelRNNError that `call()` raises, or None when it raises none."""
+    try:
+        call()
+    except pixelrnn.PixelRNNError as error:
+        return str(error)
+    return None
+
+
+def png_bytes(image) -> bytes:
+    """A PIL image encoded as PNG."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture(autouse=True)
