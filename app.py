@@ -1,41 +1,44 @@
-"""The pixelrnn app: reconstruct, complete, generate and train, row by row, in the browser.
+"""The pixelrnn app: reconstruct, complete, draw, compare, generate and train, row by row, in the browser.
 
 Handlers first (thin adapters: their arguments and returns match the UI's inputs and outputs one for one,
-and they call only the public pixelrnn API), then the layout, then the wiring. `python app.py` serves it;
-tests import `demo` and launch it themselves. PIXELRNN_WEIGHTS names the checkpoints folder (default weights/).
+and they call the public pixelrnn API and app_support), then the layout, then the wiring. `python app.py`
+serves it; tests import `demo` and launch it themselves. Every limit below is stated in the README.
 """
 import os
+import secrets
 import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+import torch  # noqa: E402
 
 import pixelrnn  # noqa: E402
-import pixelrnn.datasets  # noqa: E402
-import pixelrnn.hub  # noqa: E402
-from pixelrnn import app_support  # noqa: E402
-from pixelrnn.app_support import friendly_errors  # noqa: E402
-from pixelrnn.train import TrainConfig, run  # noqa: E402
+from app_support import pictures  # noqa: E402
+from app_support.errors import friendly_errors, gpu, log, scrub  # noqa: E402
+from app_support.models import Models, describe, hub_key, key_for_link, label, local_checkpoints  # noqa: E402
+from app_support.models import default_key, no_checkpoint_message, check_repo_id, weights_dir  # noqa: E402
+from app_support.training import TrainingRuns, zip_checkpoint  # noqa: E402
+from pixelrnn.devices import pick_device  # noqa: E402
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.png"))
 RESTORE, COMPLETE = "restore (teacher-forced)", "complete from the first rows"
 DATA_SOURCES = [("my uploaded images", "uploads"), ("digits (scikit-learn, 8x8)", "digits"), ("photos (crops)", "photos")]
-# Bounds that keep a public Space responsive.
-MAX_SAMPLES, MAX_SIDE, MAX_HIDDEN, MAX_LAYERS, MAX_WINDOW, MAX_STEPS, MAX_FILES = 64, 64, 256, 3, 16, 2000, 8
+# Bounds that keep a public Space responsive (the README's Security section lists them).
+MAX_SAMPLES, MAX_COMPLETIONS, MAX_SIDE, MAX_HIDDEN, MAX_LAYERS, MAX_WINDOW, MAX_STEPS = 64, 16, 64, 256, 3, 16, 2000
 TRAIN_SECONDS = int(os.environ.get("PIXELRNN_TRAIN_SECONDS", 180))
+REQUEST_SECONDS = float(os.environ.get("PIXELRNN_REQUEST_SECONDS", 60))
 CONCURRENCY, QUEUE_SIZE = int(os.environ.get("PIXELRNN_CONCURRENCY", 4)), 64
-PLOT_EVERY = 0.25  # seconds between live loss-curve updates
+THREADS = int(os.environ.get("PIXELRNN_THREADS", 1))  # per process; concurrent requests share them (README: threads)
+FRAMES_PER_SECOND = 12  # streamed pictures; the last row is always sent
+PLOT_EVERY = 0.5  # seconds between curve updates
 
-DEVICE = app_support.pick_device()
-MODELS = app_support.Models(DEVICE)
-RUNS = app_support.TrainingRuns(MODELS)
-DEFAULT_KEY = app_support.default_key()
-try:
-    STARTUP_INFO = app_support.describe(MODELS.get(DEFAULT_KEY), DEFAULT_KEY)
-except pixelrnn.PixelRNNError as error:
-    STARTUP_INFO = f"**{error}**"
+torch.set_num_threads(THREADS)
+DEVICE = pick_device()
+MODELS = Models(DEVICE)
+RUNS = TrainingRuns(on_forget=MODELS.forget_trained)
+DEFAULT_KEY = default_key()
 
 
 class UploadedImage(gr.Image):
@@ -52,38 +55,63 @@ class UploadedImage(gr.Image):
 
 # -- handlers -----------------------------------------------------------------------------------------
 def model_choices(session_models):
-    return [(name, f"local:{name}") for name in app_support.local_checkpoints()] + [tuple(m) for m in session_models]
+    return [(name, f"local:{name}") for name in local_checkpoints()] + [tuple(m) for m in session_models]
 
 
-def keep_rows_slider(model):
-    height = model.config["height"]
-    return gr.update(maximum=height, value=height // 2)
+def model_updates(model_key):
+    """What changes with the model in use: its description, the rows slider, the samples of its card, the canvas."""
+    model = MODELS.get(model_key)
+    height, width = model.config["height"], model.config["width"]
+    samples = weights_dir() / model_key.partition(":")[2] / "samples.png" if model_key.startswith("local:") else None
+    return (
+        describe(model, model_key, MODELS.metrics(model_key)),
+        gr.update(maximum=height, value=height // 2),
+        str(samples) if samples is not None and samples.is_file() else None,
+        gr.update(canvas_size=_canvas_size(width, height), value=None),
+    )
+
+
+def _canvas_size(width, height):
+    scale = max(1, 320 // max(width, height))
+    return (width * scale, height * scale)
 
 
 @friendly_errors
-def page_load(model_key, session_models):
+def page_load(model_key, session_models, request: gr.Request):
+    """A new page: the model of a `?model=owner/name&revision=` link, else the session's, else the default."""
     choices = model_choices(session_models)
+    link = dict(request.query_params) if request is not None else {}
+    notice = ""
+    if link.get("model"):
+        try:
+            linked = key_for_link(link["model"], link.get("revision", ""))
+            MODELS.get(linked)
+            model_key = linked
+            if linked not in dict((v, k) for k, v in choices):
+                session_models = [*session_models, [label(linked), linked]]
+                choices = model_choices(session_models)
+        except pixelrnn.PixelRNNError as error:
+            notice = f"\n\n**The linked model could not be loaded:** {error}"
+    model_key = model_key or default_key()
     if not model_key:
-        model_key = app_support.default_key()
-    if not model_key:
-        return "", gr.update(choices=choices, value=None), f"**{app_support.no_checkpoint_message()}**", gr.update()
-    model = MODELS.get(model_key)
-    return model_key, gr.update(choices=choices, value=model_key), app_support.describe(model, model_key), keep_rows_slider(model)
+        empty = (gr.update(), None, gr.update())
+        return "", gr.update(choices=choices, value=None), f"**{no_checkpoint_message()}**", *empty, session_models
+    info, rows, samples, canvas = model_updates(model_key)
+    return model_key, gr.update(choices=choices, value=model_key), info + notice, rows, samples, canvas, session_models
 
 
 @friendly_errors
 def choose_model(model_key):
-    model = MODELS.get(model_key)
-    return model_key, app_support.describe(model, model_key), keep_rows_slider(model)
+    return model_key, *model_updates(model_key)
 
 
 @friendly_errors
 def load_from_hub(repo_id, revision, session_models):
-    model_key = app_support.hub_key(repo_id, revision)
-    model = MODELS.get(model_key)  # a failure raises: the current model stays
-    session_models = [m for m in session_models if m[1] != model_key] + [[app_support.label(model_key), model_key]]
+    model_key = hub_key(repo_id, revision)
+    MODELS.get(model_key)  # a failure raises: the current model stays
+    session_models = [m for m in session_models if m[1] != model_key] + [[label(model_key), model_key]]
     dropdown = gr.update(choices=model_choices(session_models), value=model_key)
-    return model_key, dropdown, app_support.describe(model, model_key), keep_rows_slider(model), session_models
+    return model_key, dropdown, *model_updates(model_key), session_models
 
 
 @friendly_errors
@@ -91,82 +119,126 @@ def preview(image, invert, model_key):
     if image is None:
         return None
     model = MODELS.get(model_key)
-    return app_support.picture(pixelrnn.load_image(image, model, invert="auto" if invert else False), model)
+    return pictures.picture(pixelrnn.load_image(image, model, invert="auto" if invert else False), model)
 
 
-@app_support.gpu()
+def _steps(model, original, how, keep_rows, sampling, temperature, seed, n=1):
+    if how == COMPLETE:
+        return pixelrnn.complete(
+            model, original, keep_rows=int(keep_rows), temperature=float(temperature), n=n,
+            seed=None if seed is None else int(seed), greedy=sampling == "greedy",
+        )  # fmt: skip
+    return pixelrnn.reconstruct(model, original)
+
+
+def _figures(step):
+    return tuple(f"{value:.{digits}f}" for value, digits in ((step.loss, 4), (step.nll, 2), (step.bits_per_dim, 4), (step.error_rate, 4)))
+
+
+@gpu()
 @friendly_errors
 def reconstruct(image, invert, how, keep_rows, sampling, temperature, seed, model_key):
     model = MODELS.get(model_key)
     if image is None:
         raise pixelrnn.PixelRNNError("upload an image first, or pick an example")
     original = pixelrnn.load_image(image, model, invert="auto" if invert else False)
-    if how == COMPLETE:
-        steps = pixelrnn.complete(
-            model, original, keep_rows=int(keep_rows), temperature=float(temperature),
-            seed=None if seed is None else int(seed), greedy=sampling == "greedy",
-        )  # fmt: skip
-    else:
-        steps = pixelrnn.reconstruct(model, original)
-    seen, unique = app_support.picture(original, model), app_support.UniqueFrames()
-    for step in steps:
-        yield (
-            unique(seen), unique(app_support.picture(step.image, model)), unique(app_support.error_map(original, step.image, step.row, model)),
-            step.loss, step.nll, step.bits_per_dim, step.error_rate, app_support.row_loss_frame(step.row_losses),
-        )  # fmt: skip
+    steps = _steps(model, original, how, keep_rows, sampling, temperature, seed)
+    unique, seen, plotted_at = pictures.UniqueFrames(), gr.skip(), 0.0
+    for index, step in enumerate(pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS)):
+        plot = gr.skip()
+        if step.done or time.monotonic() - plotted_at > PLOT_EVERY:
+            plot, plotted_at = pictures.row_loss_frame(step.row_losses), time.monotonic()
+        if index == 0:
+            seen = unique(pictures.picture(original, model))
+        result = unique(pictures.picture(step.image, model))
+        error_map = unique(pictures.error_map(original, step.image, step.row, model))
+        yield (seen, result, error_map, *_figures(step), plot)
+        seen = gr.skip()
 
 
-@app_support.gpu()
+@gpu()
+@friendly_errors
+def complete_drawing(drawing, keep_rows, completions, temperature, seed, model_key):
+    """Keep the rows drawn (or left after erasing) and draw the rest several ways, side by side."""
+    model = MODELS.get(model_key)
+    composite = (drawing or {}).get("composite") if isinstance(drawing, dict) else drawing
+    if composite is None:
+        raise pixelrnn.PixelRNNError("draw something first (or upload an image and erase its lower part)")
+    original = pixelrnn.load_image(composite, model, invert="auto")
+    steps = pixelrnn.complete(model, original, keep_rows=int(keep_rows), n=int(completions), temperature=float(temperature),
+                              seed=None if seed is None else int(seed))  # fmt: skip
+    unique = pictures.UniqueFrames()
+    for step in pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS):
+        losses = step.losses if getattr(step, "losses", None) else [step.loss]
+        table = [[index + 1, round(loss, 4)] for index, loss in enumerate(losses)]
+        yield unique(pictures.picture(step.image, model)), table
+
+
+@gpu()
+@friendly_errors
+def compare(image, invert, how, keep_rows, seed, first_key, second_key):
+    """The same image through two models: both results and both per-row loss curves."""
+    if image is None:
+        raise pixelrnn.PixelRNNError("upload an image first, or pick an example")
+    if not first_key or not second_key:
+        raise pixelrnn.PixelRNNError("choose two models to compare")
+    models = [MODELS.get(first_key), MODELS.get(second_key)]
+    originals = [pixelrnn.load_image(image, m, invert="auto" if invert else False) for m in models]
+    runs = [_steps(m, x, how, min(int(keep_rows), m.config["height"]), "sample", 1.0, seed) for m, x in zip(models, originals)]
+    names = [f"A: {label(first_key)}", f"B: {label(second_key)}"]
+    unique, sent = pictures.UniqueFrames(), [None, None]
+    for pair in pictures.paced(_side_by_side(runs), FRAMES_PER_SECOND, REQUEST_SECONDS):
+        shown = [gr.skip() if step is old else unique(pictures.picture(step.image, m)) for step, old, m in zip(pair, sent, models)]
+        sent = list(pair)
+        curves = pictures.row_loss_curves({name: step.row_losses for step, name in zip(pair, names)})
+        yield (*shown, *[f"{step.loss:.4f}" for step in pair], curves)
+
+
+def _side_by_side(runs):
+    """Advance two sampling runs together: the latest step of each (a run with fewer rows keeps its last)."""
+    iterators, latest = [iter(r) for r in runs], [None, None]
+    while True:
+        advanced = False
+        for index, iterator in enumerate(iterators):
+            step = next(iterator, None)
+            if step is not None:
+                latest[index], advanced = step, True
+        if not advanced:
+            return
+        yield tuple(latest)
+
+
+@gpu()
 @friendly_errors
 def generate(n, temperature, seed, random_seed, model_key):
     model = MODELS.get(model_key)
-    seed = app_support.fresh_seed() if random_seed or seed is None else int(seed)
-    unique = app_support.UniqueFrames()
-    for step in pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed):
-        yield unique(app_support.picture(step.image, model)), seed
+    seed = secrets.randbelow(2**31) if random_seed or seed is None else int(seed)
+    unique = pictures.UniqueFrames()
+    steps = pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed)
+    for step in pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS):
+        yield unique(pictures.picture(step.image, model)), seed
 
 
-@app_support.gpu(duration=TRAIN_SECONDS + 60)
+@gpu(duration=TRAIN_SECONDS + 60)
 @friendly_errors
-def train(files, data, size, color, values, cell, hidden_size, num_layers, bidirectional, mode, window, batch_norm, row_head, steps, session_models, request: gr.Request):
-    model_config = dict(
-        height=int(size), width=int(size), channels=1 if color == "gray" else 3, values=values, cell=cell,
-        hidden_size=int(hidden_size), head_size=int(hidden_size), num_layers=int(num_layers),
-        bidirectional=bool(bidirectional), mode=mode, window=int(window), batch_norm=bool(batch_norm), row_head=row_head,
-    )  # fmt: skip
-    _check_training_data(files, data)  # the sliders bound the sizes
-    pixelrnn.PixelRNN(**model_config)  # a bad combination of options fails here, before the data is read
-    splits = pixelrnn.datasets.load_splits([str(f) for f in files] if data == "uploads" else data, model_config, copies=256)
-    run_id, folder, stop = RUNS.start(request.session_hash)  # replaces the session's previous run
-    config = TrainConfig(
-        out=str(folder), epochs=0, max_steps=int(steps), batch_size=32, lr=3e-3, warmup_steps=max(1, int(steps) // 10),
-        save_every=10**9, log_every=10, eval_batch_size=256, max_valid=256, command="trained in the pixelrnn app",
-    )  # fmt: skip
-    history, shown_at, progress = [], 0.0, None
-    for progress in app_support.steps_until_stopped(run(config, model_config, splits=splits), stop, TRAIN_SECONDS):
-        history.append((progress.step, progress.loss, "train"))
-        if progress.valid:
-            history.append((progress.step, progress.valid["nll_nats"], "valid"))
-        if time.monotonic() - shown_at > PLOT_EVERY:
-            shown_at = time.monotonic()
-            yield (app_support.loss_frame(history), app_support.training_status(progress), *[gr.skip()] * 6)
-    checkpoint = RUNS.checkpoint(request.session_hash)
-    model_key = MODELS.add_trained(run_id, checkpoint)
-    model = MODELS.get(model_key)
-    session_models = [m for m in session_models if not m[1].startswith("trained:")] + [[app_support.label(model_key), model_key]]
-    status = app_support.training_status(progress, finished=True)
-    yield (
-        app_support.loss_frame(history), status, model_key, gr.update(choices=model_choices(session_models), value=model_key),
-        app_support.describe(model, model_key), session_models, str(app_support.zip_checkpoint(checkpoint, folder / "pixelrnn-model.zip")),
-        keep_rows_slider(model),
-    )  # fmt: skip
-
-
-def _check_training_data(files, data):
-    if data == "uploads" and not files:
-        raise pixelrnn.PixelRNNError("upload one or a few images to train on, or choose a bundled data set")
-    if data == "uploads" and len(files) > MAX_FILES:
-        raise pixelrnn.PixelRNNError(f"upload at most {MAX_FILES} images")
+def train(files, data, steps, session_models, request: gr.Request, **options):
+    model_config = {name: int(value) if name in ("height", "hidden_size", "num_layers", "window") else value for name, value in options.items()}
+    model_config.update(width=model_config["height"], head_size=model_config["hidden_size"])
+    shown_at = 0.0
+    for update in RUNS.train(request.session_hash, files, data, int(steps), model_config, TRAIN_SECONDS):
+        if update.checkpoint is None:
+            if time.monotonic() - shown_at > PLOT_EVERY:
+                shown_at = time.monotonic()
+                yield {loss_plot: pictures.loss_frame(update.history), train_status: update.status}
+            continue
+        model_key = MODELS.add_trained(update.run_id, update.checkpoint)
+        session_models = [m for m in session_models if not m[1].startswith("trained:")] + [[label(model_key), model_key]]
+        info, rows, samples, canvas = model_updates(model_key)
+        yield {
+            loss_plot: pictures.loss_frame(update.history), train_status: update.status, model_key_state: model_key,
+            model_list: gr.update(choices=model_choices(session_models), value=model_key), model_info: info,
+            session_models_state: session_models, keep_rows: rows, download: str(zip_checkpoint(update.checkpoint, update.checkpoint.parent / "pixelrnn-model.zip")),
+        }  # fmt: skip
 
 
 def stop_training(request: gr.Request):
@@ -175,16 +247,18 @@ def stop_training(request: gr.Request):
 
 @friendly_errors
 def push_to_hub(repo_id, private, token, request: gr.Request):
+    from pixelrnn.publish import push
+
     folder = RUNS.checkpoint(request.session_hash)
     repo_id = (repo_id or "").strip()
-    app_support.check_repo_id(repo_id, loading=False)
+    check_repo_id(repo_id, loading=False)
     if not (token or "").strip():
         raise pixelrnn.PixelRNNError("paste a Hugging Face token with write access (it is used once and not kept)")
     try:
-        pixelrnn.hub.push(folder, repo_id, private=bool(private), token=token.strip())
+        push(folder, repo_id, private=bool(private), token=token.strip())
     except Exception as error:  # noqa: BLE001 - the message, never the token, goes to the page and the log
-        message = app_support.scrub(str(error), token.strip())
-        app_support.log.warning("push to %s failed: %s: %s", repo_id, type(error).__name__, message)
+        message = scrub(str(error), token.strip())
+        log.warning("push to %s failed: %s: %s", repo_id, type(error).__name__, message)
         raise gr.Error(f"Pushing to the Hub failed: {message}", print_exception=False) from None
     return f"Pushed to [{repo_id}](https://huggingface.co/{repo_id})."
 
@@ -194,26 +268,61 @@ def end_session(request: gr.Request):
 
 
 # -- layout -------------------------------------------------------------------------------------------
-CSS = ".pixels img { image-rendering: pixelated; } #upload img { width: 100%; height: 100%; object-fit: contain; }"
+CSS = """
+.pixels img, .pixels canvas { image-rendering: pixelated; }
+.pixels img { width: 100%; height: 100%; object-fit: contain; }
+#upload img { width: 100%; height: 100%; object-fit: contain; }
+"""
+
+
+def _result_numbers():
+    with gr.Row():
+        return (
+            gr.Textbox(label="sampling loss (nats per value)", max_lines=1, interactive=False, elem_id="loss"),
+            gr.Textbox(label="NLL (nats per image)", max_lines=1, interactive=False, elem_id="nll"),
+            gr.Textbox(label="bits per dim", max_lines=1, interactive=False, elem_id="bits"),
+            gr.Textbox(label="values wrong", max_lines=1, interactive=False, elem_id="error-rate"),
+        )
+
+
+def _image_input(elem_id):
+    upload = UploadedImage(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"], height=240, elem_classes="pixels", elem_id=elem_id)
+    invert = gr.Checkbox(True, label="invert dark drawings on light paper (auto)")
+    gr.Examples(EXAMPLES, inputs=[upload], label="Examples")
+    return upload, invert
+
+
+def _compare_defaults():
+    """The original design's two checkpoints when they are shipped, else the first two models."""
+    names = local_checkpoints()
+    preferred = [n for n in ("original-many-to-one", "original-many-to-many") if n in names]
+    chosen = preferred if len(preferred) == 2 else names[:2]
+    return [f"local:{n}" for n in chosen] + [None] * (2 - len(chosen))
+
 
 with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
-    model_key = gr.State(DEFAULT_KEY)
-    session_models = gr.State([])
-    gr.Markdown("# pixelrnn: images made row by row\nAn RNN reads the rows above and draws the next one.")
-    with gr.Row():
-        model_list = gr.Dropdown(model_choices([]), value=DEFAULT_KEY or None, label="Model", scale=2)
-        hub_repo = gr.Textbox(label="or a Hub model", placeholder="user/pixelrnn-model", scale=2)
-        hub_revision = gr.Textbox(label="revision", placeholder="main", scale=1)
-        hub_button = gr.Button("Load from the Hub", scale=1)
-    model_info = gr.Markdown(STARTUP_INFO, elem_id="model-info")
+    model_key_state = gr.State(DEFAULT_KEY)
+    session_models_state = gr.State([])
+    with gr.Row(equal_height=True):
+        with gr.Column(scale=3):
+            gr.Markdown("# pixelrnn: images made row by row\nAn RNN reads the rows above and draws the next one. "
+                        "Restore or complete an image, draw and let the model finish, compare two models, "
+                        "generate, or train your own.")  # fmt: skip
+            model_list = gr.Dropdown(model_choices([]), value=DEFAULT_KEY or None, label="Model", elem_id="model-list")
+        card_samples = gr.Image(label="samples from this model", interactive=False, height=160, elem_classes="pixels",
+                                elem_id="card-samples", scale=1, min_width=140)  # fmt: skip
+    model_info = gr.Markdown("" if DEFAULT_KEY else f"**{no_checkpoint_message()}**", elem_id="model-info")
+    with gr.Accordion("Load a model from the Hub", open=False, elem_id="hub-loader"):
+        with gr.Row():
+            hub_repo = gr.Textbox(label="Hub model", placeholder="user/pixelrnn-model", scale=2, elem_id="hub-repo")
+            hub_revision = gr.Textbox(label="revision", placeholder="main", scale=1)
+            hub_button = gr.Button("Load from the Hub", scale=1, elem_id="hub-button")
 
     with gr.Tabs():
         with gr.Tab("Reconstruct", id="reconstruct"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    image = UploadedImage(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"], height=240, elem_classes="pixels", elem_id="upload")
-                    invert = gr.Checkbox(True, label="invert dark drawings on light paper (auto)")
-                    gr.Examples(EXAMPLES, inputs=[image], label="Examples")
+                    image, invert = _image_input("upload")
                     how = gr.Radio([RESTORE, COMPLETE], value=RESTORE, label="How")
                     keep_rows = gr.Slider(0, 28, value=14, step=1, label="keep the first rows (completion)", elem_id="keep-rows")
                     sampling = gr.Radio(["greedy", "sample"], value="sample", label="completion draws")
@@ -225,15 +334,50 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                     with gr.Row():
                         model_view = gr.Image(label="as the model sees it", format="png", type="pil", elem_classes="pixels", elem_id="model-view")
                         result = gr.Image(label="result", format="png", type="pil", elem_classes="pixels", elem_id="result")
-                        errors = gr.Image(label="error map", format="png", type="pil", elem_classes="pixels")
+                        errors = gr.Image(label="error map", format="png", type="pil", elem_classes="pixels", elem_id="error-map")
                     gr.Markdown("Error map: blue where the result misses a value that is on, red where it adds one; "
                                 "for 8-bit models, brighter is further off. Rows not drawn yet stay black.")
+                    sampling_loss, nll, bits, error_rate = _result_numbers()
+                    row_plot = gr.LinePlot(x="row", y="loss", label="loss per row (nats per value)", height=220, elem_id="row-plot")
+
+        with gr.Tab("Draw and complete", id="draw"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    drawing = gr.ImageEditor(
+                        label="draw the top rows (or upload an image and erase its lower part)", type="pil", image_mode="RGBA",
+                        sources=["upload", "clipboard"], canvas_size=(280, 280), fixed_canvas=True, layers=False, transforms=(),
+                        brush=gr.Brush(colors=["#ffffff", "#000000", "#ff0000", "#00c000", "#0060ff"], default_size=14),
+                        elem_classes="pixels", elem_id="drawing",
+                    )  # fmt: skip
+                    draw_keep_rows = gr.Slider(0, 28, value=14, step=1, label="keep the first rows", elem_id="draw-keep-rows")
                     with gr.Row():
-                        sampling_loss = gr.Number(None, label="sampling loss (nats per value)", precision=4, interactive=False)
-                        nll = gr.Number(None, label="NLL (nats per image)", precision=2, interactive=False)
-                        bits = gr.Number(None, label="bits per dim", precision=4, interactive=False, elem_id="bits")
-                        error_rate = gr.Number(None, label="values wrong", precision=4, interactive=False)
-                    row_plot = gr.LinePlot(x="row", y="loss", label="loss per row (nats per value)", height=220)
+                        completions = gr.Slider(4, MAX_COMPLETIONS, value=9, step=1, label="completions", elem_id="completions")
+                        draw_temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
+                        draw_seed = gr.Number(0, precision=0, label="seed", elem_id="draw-seed")
+                    draw_button = gr.Button("Complete", variant="primary", elem_id="draw-button")
+                with gr.Column(scale=2):
+                    completion_grid = gr.Image(label="completions", format="png", type="pil", elem_classes="pixels", elem_id="completion-grid")
+                    completion_losses = gr.Dataframe(headers=["completion", "sampling loss (nats per value)"], interactive=False, elem_id="completion-losses")
+
+        with gr.Tab("Compare", id="compare"):
+            first_default, second_default = _compare_defaults()
+            with gr.Row():
+                with gr.Column(scale=1):
+                    first_model = gr.Dropdown(model_choices([]), value=first_default, label="model A", elem_id="model-a")
+                    second_model = gr.Dropdown(model_choices([]), value=second_default, label="model B", elem_id="model-b")
+                    compare_image, compare_invert = _image_input("compare-upload")
+                    compare_how = gr.Radio([RESTORE, COMPLETE], value=RESTORE, label="How")
+                    compare_keep_rows = gr.Slider(0, 64, value=14, step=1, label="keep the first rows (completion)")
+                    compare_seed = gr.Number(0, precision=0, label="seed")
+                    compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        first_result = gr.Image(label="model A", format="png", type="pil", elem_classes="pixels", elem_id="result-a")
+                        second_result = gr.Image(label="model B", format="png", type="pil", elem_classes="pixels", elem_id="result-b")
+                    with gr.Row():
+                        first_loss = gr.Textbox(label="sampling loss, A", max_lines=1, interactive=False, elem_id="loss-a")
+                        second_loss = gr.Textbox(label="sampling loss, B", max_lines=1, interactive=False, elem_id="loss-b")
+                    compare_plot = gr.LinePlot(x="row", y="loss", color="model", label="loss per row (nats per value)", height=240, elem_id="compare-plot")
 
         with gr.Tab("Generate", id="generate"):
             with gr.Row():
@@ -253,7 +397,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                     data = gr.Radio(DATA_SOURCES, value="digits", label="data")
                     with gr.Row():
                         size = gr.Slider(4, MAX_SIDE, value=16, step=1, label="size", info="pixels per side", elem_id="train-size")
-                        color = gr.Radio(["gray", "RGB"], value="gray", label="color")
+                        channels = gr.Radio([("gray", 1), ("RGB", 3)], value=1, label="color")
                         values = gr.Radio(["binary", "8bit"], value="binary", label="values")
                     with gr.Row():
                         cell = gr.Radio(["rnn", "gru", "lstm"], value="gru", label="cell")
@@ -271,7 +415,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                         train_button = gr.Button("Train", variant="primary", elem_id="train-button")
                         stop_button = gr.Button("Stop", variant="stop")
                 with gr.Column():
-                    loss_plot = gr.LinePlot(x="step", y="nll", color="series", label="NLL (nats per image)", height=300)
+                    loss_plot = gr.LinePlot(x="step", y="nll", color="series", color_map={"train": "#4c78a8", "valid": "#e45756"},
+                                            label="NLL (nats per image): train and valid", height=300, elem_id="loss-plot")  # fmt: skip
                     train_status = gr.Markdown(elem_id="train-status")
                     download = gr.File(label="download the model (safetensors)", interactive=False)
                     with gr.Accordion("Push to the Hugging Face Hub", open=False):
@@ -283,23 +428,30 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
 
     # -- wiring -------------------------------------------------------------------------------------------
     sampling_events = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
-    demo.load(page_load, [model_key, session_models], [model_key, model_list, model_info, keep_rows], api_visibility="private")
-    gr.on([image.change, invert.change], preview, [image, invert, model_key], model_view, api_name="preview")  # first: the refreshes below share its function
-    model_list.input(choose_model, model_list, [model_key, model_info, keep_rows], api_name="choose_model").success(
-        preview, [image, invert, model_key], model_view, api_visibility="private"
-    )  # fmt: skip
-    hub_button.click(load_from_hub, [hub_repo, hub_revision, session_models], [model_key, model_list, model_info, keep_rows, session_models], api_name="load_from_hub").success(
-        preview, [image, invert, model_key], model_view, api_visibility="private"
-    )  # fmt: skip
+    model_outputs = [model_info, keep_rows, card_samples, drawing]
+    refresh_preview = dict(fn=preview, inputs=[image, invert, model_key_state], outputs=model_view, api_visibility="private")
+    demo.load(page_load, [model_key_state, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state], api_visibility="private")
+    gr.on([image.change, invert.change], preview, [image, invert, model_key_state], model_view, api_name="preview")  # first: the refreshes below share its function
+    model_list.input(choose_model, model_list, [model_key_state, *model_outputs], api_name="choose_model").success(**refresh_preview)
+    hub_button.click(load_from_hub, [hub_repo, hub_revision, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state],
+                     api_name="load_from_hub").success(**refresh_preview)  # fmt: skip
     reconstruct_button.click(
-        reconstruct, [image, invert, how, keep_rows, sampling, temperature, seed, model_key],
+        reconstruct, [image, invert, how, keep_rows, sampling, temperature, seed, model_key_state],
         [model_view, result, errors, sampling_loss, nll, bits, error_rate, row_plot], api_name="reconstruct", **sampling_events,
     )  # fmt: skip
-    generate_button.click(generate, [samples, generate_temperature, generate_seed, random_seed, model_key], [grid, seed_used], api_name="generate", **sampling_events)
+    draw_button.click(complete_drawing, [drawing, draw_keep_rows, completions, draw_temperature, draw_seed, model_key_state],
+                      [completion_grid, completion_losses], api_name="complete_drawing", **sampling_events)  # fmt: skip
+    compare_button.click(
+        compare, [compare_image, compare_invert, compare_how, compare_keep_rows, compare_seed, first_model, second_model],
+        [first_result, second_result, first_loss, second_loss, compare_plot], api_name="compare", **sampling_events,
+    )  # fmt: skip
+    generate_button.click(generate, [samples, generate_temperature, generate_seed, random_seed, model_key_state], [grid, seed_used], api_name="generate", **sampling_events)
     train_files.upload(lambda: "uploads", None, data, api_visibility="private")
     train_button.click(
-        train, [train_files, data, size, color, values, cell, hidden_size, num_layers, bidirectional, mode, window, batch_norm, row_head, steps, session_models],
-        [loss_plot, train_status, model_key, model_list, model_info, session_models, download, keep_rows],
+        train, [train_files, data, steps, session_models_state],
+        [loss_plot, train_status, model_key_state, model_list, model_info, session_models_state, download, keep_rows],
+        inputs_kwargs=dict(height=size, channels=channels, values=values, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+                           bidirectional=bidirectional, mode=mode, window=window, batch_norm=batch_norm, row_head=row_head),
         api_name="train", concurrency_id="train", concurrency_limit=1,
     )  # fmt: skip
     stop_button.click(stop_training, None, None, api_name="stop_training", concurrency_limit=None)
