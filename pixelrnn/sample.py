@@ -21,7 +21,7 @@ class Step:
     `image` (B, C, H, W) holds the rows produced so far and 0 below. On `complete` and `reconstruct`,
     `row_loss` is the sampling loss of this row: the cross-entropy (nats per value) of the distributions
     the model predicted, scored against the original values; `loss` is the same over all rows so far,
-    `row_losses` the curve, `error_rate` the fraction of values shown so far that differ from the original,
+    `row_losses` the curve, `losses` the sampling loss of each image of the batch so far, `error_rate` the fraction of values shown so far that differ from the original,
     and `nll` / `bits_per_dim` score the whole original under the model (teacher-forced, exact).
     """
 
@@ -31,6 +31,7 @@ class Step:
     row_loss: float | None = None
     loss: float | None = None
     row_losses: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
     error_rate: float | None = None
     nll: float | None = None
     bits_per_dim: float | None = None
@@ -89,7 +90,7 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy)
             tokens = torch.zeros(batch, model.num_tokens, model.token_size, device=device)
         keep_tokens = keep_rows * model.tokens_per_row
         row_losses, total_ce, wrong, seen = [], 0.0, 0.0, 0
-        row_ce, row_count = 0.0, 0
+        row_ce, row_count, image_ce = 0.0, 0, torch.zeros(batch, device=device)
         state, previous = None, None
         for t in range(model.num_tokens):
             with torch.inference_mode():
@@ -106,6 +107,7 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy)
                 if true_tokens is not None:
                     cross_entropy = -distributions.log_prob(params, true_tokens[:, t], values)
                     row_ce += cross_entropy.sum().item()
+                    image_ce += cross_entropy.sum(dim=1)
                     row_count += cross_entropy.numel()
                     wrong += (shown != true_tokens[:, t]).sum().item()
             if (t + 1) % model.tokens_per_row:
@@ -116,6 +118,7 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy)
                 row_losses.append(row_ce / row_count)
                 step.row_loss, step.row_losses = row_losses[-1], list(row_losses)
                 step.loss, step.error_rate = total_ce / seen, wrong / seen
+                step.losses = (image_ce / (seen / batch)).tolist()
                 step.nll, step.bits_per_dim = nll, bits
                 row_ce, row_count = 0.0, 0
             yield step

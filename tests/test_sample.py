@@ -122,3 +122,12 @@ def test_no_inference_mode_leaks_across_yields_and_images_are_ordinary_tensors()
     assert seen == [(1, False)]  # resumed on another thread, which is left as it was
     loss = -model.log_prob(first.image).sum()  # usable in training, with gradients
     loss.backward()
+
+
+def test_each_image_of_a_batch_gets_its_own_sampling_loss():
+    model = settle_batch_norm(tiny(height=5, width=4))
+    images = random_images(model, batch=3)
+    *_, together = pixelrnn.reconstruct(model, images)
+    alone = [list(pixelrnn.reconstruct(model, image))[-1].loss for image in images]
+    assert together.losses == pytest.approx(alone, abs=1e-5)
+    assert sum(together.losses) / 3 == pytest.approx(together.loss, abs=1e-5)
