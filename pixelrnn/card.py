@@ -8,20 +8,28 @@ import re
 
 import yaml
 
-from .model import count_parameters
-
 SAMPLES_IMAGE = "samples.png"
 TASK = "unconditional-image-generation"
+REPO_URL = "https://github.com/pixelrnn/pixelrnn"
+# The Hub metadata of every pixelrnn model: the mixin's class keywords in model.py and every card use this.
+HUB_METADATA = {
+    "library_name": "pixelrnn",
+    "license": "mit",
+    "pipeline_tag": TASK,
+    "tags": ("pixelrnn", "image-generation", "autoregressive", "pytorch"),
+    "repo_url": REPO_URL,
+}
 
 
-def model_card(model, metrics: dict | None = None, data: str | None = None, command: str | None = None,
-               repo_id: str | None = None, samples_image: str | None = None, revision: str | None = None) -> str:  # fmt: skip
-    config = model.config
+def model_card(config: dict, parameters: int, metrics: dict | None = None, data: str | None = None,
+               command: str | None = None, repo_id: str | None = None, samples_image: str | None = None,
+               revision: str | None = None) -> str:  # fmt: skip
+    """The card of a model with this configuration and this many parameters."""
     metadata = {
-        "library_name": "pixelrnn",
-        "license": "mit",
-        "pipeline_tag": TASK,
-        "tags": ["pixelrnn", "image-generation", "autoregressive", "pytorch", "pytorch_model_hub_mixin"],
+        "library_name": HUB_METADATA["library_name"],
+        "license": HUB_METADATA["license"],
+        "pipeline_tag": HUB_METADATA["pipeline_tag"],
+        "tags": [*HUB_METADATA["tags"], "pytorch_model_hub_mixin"],  # the tag the mixin adds to its own cards
     }
     if data:
         metadata["datasets"] = [data]
@@ -46,10 +54,10 @@ def model_card(model, metrics: dict | None = None, data: str | None = None, comm
         "",
         f"# PixelRNN ({shape}, {config['values']}, {config['cell'].upper()}, {config['mode']}, {config['row_head']} row head)",
         "",
-        "A row-by-row autoregressive image model from [pixelrnn](https://github.com/pixelrnn/pixelrnn): "
+        f"A row-by-row autoregressive image model from [pixelrnn]({REPO_URL}): "
         "an RNN reads the rows above and predicts the next row.",
         "",
-        f"Parameters: {count_parameters(model):,}.",
+        f"Parameters: {parameters:,}.",
     ]
     if data:
         lines += ["", f"Trained on: {data}."]

@@ -1,37 +1,85 @@
 """Checkpoints: a folder (or Hub repo) with model.safetensors + config.json + README.md. Never pickle.
 
-Loading is strict: the config is validated, every tensor name and shape must match, and pickle files
-(pytorch_model.bin, *.pt, *.pth, *.ckpt) are refused rather than unpickled.
+Loading is strict and cheap to refuse: the config is read (at most MAX_CONFIG_BYTES) and checked, the total
+parameter count included, before the weights are downloaded; the tensor names and shapes in the safetensors
+header are compared with what the config builds (on the meta device: no memory) before the model is built;
+pickle files (pytorch_model.bin, *.pt, *.pth, *.ckpt) are refused rather than unpickled.
+
+This module knows the model only as the class it is given (`cls(**config)`, `cls.check_config`).
 """
+import difflib
 import inspect
 import json
+import os
 from pathlib import Path
 
 import torch
 
+from . import hub
+from .card import model_card
 from .errors import PixelRNNError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes
 
 
-def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_only=False, map_location="cpu", force_download=False):
-    """Build a model from a local folder or a Hub repo id; return it in eval mode."""
-    source = str(source)
-    if Path(source).exists():
-        config_path, weights_path = _local_files(Path(source))
-        model = cls(**read_config(config_path, cls))
+def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_only=False, map_location="cpu",
+         force_download=False, max_parameters=None):  # fmt: skip
+    """Build a model from a local folder or a Hub repo id; return it in eval mode.
+
+    `token=False` sends no token to the Hub; `max_parameters` refuses larger models before anything is built.
+    """
+    folder = local_folder(source)
+    if folder is not None:
+        config_path, weights_path = _local_files(folder)
+        config = cls.check_config(read_config(config_path, cls), max_parameters=max_parameters)
     else:
-        from . import hub
-
+        source = str(source)
         options = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download)
-        model = cls(**read_config(hub.fetch(source, CONFIG_NAME, revision, **options), cls))
-        weights_path = hub.fetch(source, WEIGHTS_NAME, revision, **options)  # only once the config is known to be good
-    state = _read_weights(weights_path)
-    check_state(model, state, origin=source)
-    model.load_state_dict(state, strict=True)
+        config = cls.check_config(read_config(hub.fetch(source, CONFIG_NAME, revision, **options), cls), max_parameters=max_parameters)
+        weights_path = _fetch_weights(source, revision, options)  # only once the config is known to be good
+    origin = str(source)
+    check_state(_expected_shapes(cls, config), _header_shapes(weights_path), origin=origin)
+    model = cls(**config)
+    model.load_state_dict(_read_weights(weights_path), strict=True)
     return model.to(map_location).eval()
+
+
+def local_folder(source) -> Path | None:
+    """The folder `source` names on this machine; None when it reads as a Hub repo id.
+
+    A name that can only be a path (a Path object, absolute, ./x, ../x, ~/x, or a/b where the folder a exists
+    here) and does not exist is an error at once: no Hub request for a typo.
+    """
+    path = Path(source).expanduser()
+    if _exists(path):
+        return path
+    text = str(source)
+    parts = Path(text).parts
+    looks_local = (
+        isinstance(source, os.PathLike)
+        or path.is_absolute()
+        or text.startswith(("./", "../", "~", ".\\", "..\\"))
+        or (len(parts) == 2 and Path(parts[0]).is_dir())
+    )
+    if not looks_local:
+        return None
+    guess = ""
+    if path.parent.is_dir():
+        names = [p.name for p in path.parent.iterdir() if p.is_dir()]
+        close = difflib.get_close_matches(path.name, names, n=1)
+        guess = f" (did you mean {str(path.parent / close[0])!r}?)" if close else ""
+    raise PixelRNNError(f"there is no folder {text!r} on this machine{guess}")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte in it
+        return False
 
 
 def _local_files(folder: Path):
@@ -39,9 +87,7 @@ def _local_files(folder: Path):
         raise PixelRNNError(f"{str(folder)!r} is a file; give the checkpoint folder that holds {WEIGHTS_NAME} and {CONFIG_NAME}")
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
-        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        if pickles:
-            raise PixelRNNError(refuse_pickle_message(pickles))
+        _refuse_pickles(p.name for p in folder.iterdir())
         raise PixelRNNError(f"no {WEIGHTS_NAME} in {str(folder)!r}: not a pixelrnn checkpoint folder")
     config = folder / CONFIG_NAME
     if not config.is_file():
@@ -49,28 +95,75 @@ def _local_files(folder: Path):
     return config, weights
 
 
-def refuse_pickle_message(names) -> str:
-    return (
-        f"refusing to load pickle checkpoint file(s) {', '.join(names)}: pickle can run arbitrary code. "
-        f"pixelrnn loads only {WEIGHTS_NAME}; convert with safetensors.torch.save_file(state_dict, '{WEIGHTS_NAME}')"
-    )
+def _fetch_weights(repo_id, revision, options) -> str:
+    try:
+        return hub.fetch(repo_id, WEIGHTS_NAME, revision, **options)
+    except hub.FileMissing:
+        if not options["local_files_only"]:
+            _refuse_pickles(hub.list_files(repo_id, revision, token=options["token"]))
+        raise
+
+
+def pickle_files(names) -> list[str]:
+    return sorted(name for name in names if name.endswith(PICKLE_SUFFIXES))
+
+
+def _refuse_pickles(names) -> None:
+    """A checkpoint with pickle weights instead of safetensors: say why it is not loaded and how to convert it."""
+    pickles = pickle_files(names)
+    if pickles:
+        raise PixelRNNError(
+            f"refusing to load pickle checkpoint file(s) {', '.join(pickles)}: pickle can run arbitrary code. "
+            f"pixelrnn loads only {WEIGHTS_NAME}; convert with safetensors.torch.save_file(state_dict, '{WEIGHTS_NAME}')"
+        )
 
 
 def read_config(path, cls) -> dict:
+    """The options in a config.json, checked to be a JSON object of `cls`'s keyword arguments (not yet validated)."""
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        with open(path, "rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise PixelRNNError(f"{CONFIG_NAME} cannot be read: {error}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise PixelRNNError(f"{CONFIG_NAME} is larger than {MAX_CONFIG_BYTES // 2**10} KiB: it is not a pixelrnn config")
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PixelRNNError(f"{CONFIG_NAME} cannot be read as JSON: {error}") from None
+    except RecursionError:
+        raise PixelRNNError(f"{CONFIG_NAME} is nested too deeply to be a pixelrnn config") from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise PixelRNNError(f"{CONFIG_NAME} cannot be read: {error}") from None
     if not isinstance(config, dict):
         raise PixelRNNError(f"{CONFIG_NAME} must hold a JSON object of PixelRNN options")
     known = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(config) - known)
     if unknown:
+        shown = ", ".join(name if len(name) <= 40 else name[:40] + "..." for name in unknown[:10])
         raise PixelRNNError(
-            f"{CONFIG_NAME} is not a pixelrnn config: unknown option(s) {', '.join(unknown)} "
+            f"{CONFIG_NAME} is not a pixelrnn config: unknown option(s) {shown}{' ...' if len(unknown) > 10 else ''} "
             f"(expected some of {', '.join(sorted(known))})"
         )
     return config
+
+
+def _expected_shapes(cls, config) -> dict:
+    """Tensor name -> shape of the model `config` builds, on the meta device: nothing allocated or initialised."""
+    with torch.device("meta"):
+        skeleton = cls(**config)
+    return {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+
+
+def _header_shapes(path) -> dict:
+    """Tensor name -> shape, from the safetensors header alone."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise PixelRNNError(f"{WEIGHTS_NAME} is damaged or not a safetensors file: {error}") from None
 
 
 def _read_weights(path) -> dict:
@@ -83,15 +176,14 @@ def _read_weights(path) -> dict:
         raise PixelRNNError(f"{WEIGHTS_NAME} is damaged or not a safetensors file: {error}") from None
 
 
-def check_state(model: torch.nn.Module, state: dict, origin: str = "the checkpoint") -> None:
-    """Compare names and shapes before torch does, so a mismatch reads as a sentence, not a traceback."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+def check_state(expected: dict, found: dict, origin: str = "the checkpoint") -> None:
+    """Compare tensor names and shapes (name -> shape) before torch does, so a mismatch reads as a sentence."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     wrong_shape = [
-        f"{name} {tuple(state[name].shape)} (config expects {tuple(expected[name].shape)})"
-        for name in sorted(set(expected) & set(state))
-        if state[name].shape != expected[name].shape
+        f"{name} {found[name]} (config expects {expected[name]})"
+        for name in sorted(set(expected) & set(found))
+        if tuple(found[name]) != tuple(expected[name])
     ]
     problems = []
     if missing:
@@ -108,16 +200,15 @@ def save(model, folder, **card_kwargs) -> Path:
     """Write the checkpoint folder; each file lands whole (temp file + rename) or not at all."""
     from safetensors.torch import save_file
 
-    from .card import model_card
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     _atomic_write(folder / WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata={"format": "pt"}))
     config_text = json.dumps(model.config, indent=2, sort_keys=True) + "\n"
     _atomic_write(folder / CONFIG_NAME, lambda path: path.write_text(config_text, encoding="utf-8"))
-    card_text = model_card(model, **card_kwargs)
-    _atomic_write(folder / "README.md", lambda path: path.write_text(card_text, encoding="utf-8"))
+    parameters = sum(p.numel() for p in model.parameters())
+    card_text = model_card(model.config, parameters, **card_kwargs)
+    _atomic_write(folder / CARD_NAME, lambda path: path.write_text(card_text, encoding="utf-8"))
     return folder
 
 

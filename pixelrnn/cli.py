@@ -113,7 +113,7 @@ def _train(args, argv):
         return 130
     print(f"best checkpoint: {config.out} (valid NLL {last.best_valid_nll:.3f} nats per image)")
     if args.push_to_hub:
-        from .hub import push
+        from .publish import push
 
         print(push(config.out, args.push_to_hub))
     return 0
@@ -150,6 +150,6 @@ def _eval(args, argv):
 
 
 def _push(args, argv):
-    from .hub import push
+    from .publish import push
 
     print(push(args.folder, args.repo_id, private=args.private, revision=args.revision, token=args.token or os.environ.get("HF_TOKEN")))

@@ -1,126 +1,107 @@
-"""The Hugging Face Hub side of checkpoints: publish a folder, fetch by repo id, with errors a person can act on.
+"""Talking to the Hugging Face Hub: fetch one file of a repo, list a repo's files, and the errors a person can act on.
 
+Publishing (which needs the model, its card and samples) is in publish.py; this module knows nothing of models.
 Tokens are passed to huggingface_hub for its requests and nowhere else: never logged, never written.
-"""
-import io
-import sys
-from pathlib import Path
+`token=False` sends no token at all, even when HF_TOKEN is set (anonymous loads, as the app does for visitors).
 
-from .card import SAMPLES_IMAGE, card_fields, model_card
-from .checkpoint import CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME, refuse_pickle_message
+A Hub that accepts connections and never answers would hang huggingface_hub for minutes (several of its calls
+send no timeout, and its downloads retry timeouts five times). Every request pixelrnn makes waits at most
+`hub_timeout()` seconds for an answer (HUB_TIMEOUT, or the environment variable PIXELRNN_HUB_TIMEOUT) and is
+not retried once it timed out. For that, the first Hub call installs an httpx client factory in
+huggingface_hub (set_client_factory), for the whole process.
+"""
+import os
+import sys
+
 from .errors import PixelRNNError
 
-CARD_NAME = "README.md"
+HUB_TIMEOUT = 60.0  # seconds the Hub has to answer a request; PIXELRNN_HUB_TIMEOUT overrides it
 TOKEN_HELP = "pass token=... (--token), or set HF_TOKEN; create one at https://huggingface.co/settings/tokens"
 
 
-def push(folder, repo_id: str, *, private: bool = False, revision: str | None = None, token: str | None = None,
-         commit_message: str | None = None) -> str:  # fmt: skip
-    """Publish a checkpoint folder to a Hub model repo and return the URL of the commit.
+class FileMissing(PixelRNNError):
+    """The repo (at that revision) exists and answers, but has no such file."""
 
-    Uploads model.safetensors, config.json, the model card (README.md, rebuilt for this repo and keeping the
-    metrics, data set and command of the folder's card) and samples.png (16 samples, seed 0, drawn here when
-    the folder has none). Nothing else in the folder is uploaded, and the folder is not changed. Creates the
-    repo, and the branch `revision`, when they do not exist yet.
-    """
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
-    _check_repo_id(repo_id)
-    folder = Path(folder)
-    model = _publishable_model(folder)
-    token = token or get_token()
-    if not token:
-        kind = "a private repo" if private else "to the Hub"
-        raise PixelRNNError(f"publishing {kind} needs a Hugging Face token with write access: {TOKEN_HELP}")
-    api = HfApi(token=token)
-    where = _where(repo_id, revision)
+class _NoAnswer(Exception):
+    """A request timed out; deliberately not an httpx TimeoutException, so that huggingface_hub does not retry it."""
+
+
+def hub_timeout() -> float:
+    """How long to wait for the Hub to answer one request, in seconds."""
+    text = os.environ.get("PIXELRNN_HUB_TIMEOUT", "").strip()
+    if not text:
+        return HUB_TIMEOUT
     try:
-        if "/" not in repo_id:  # a bare name goes to the token owner's namespace, as on the website
-            repo_id = f"{api.whoami()['name']}/{repo_id}"
-            where = _where(repo_id, revision)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if private and not api.model_info(repo_id).private:
-            raise PixelRNNError(
-                f"Hub repo {repo_id} already exists and is public: refusing to publish to it as private. "
-                "Make it private on the Hub first, or publish without --private"
-            )
-        if revision and revision != "main":
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        files = _files_to_publish(folder, model, repo_id, revision)
-        commit = api.create_commit(
-            repo_id,
-            operations=[CommitOperationAdd(path_in_repo=name, path_or_fileobj=content) for name, content in files.items()],
-            commit_message=commit_message or f"Upload pixelrnn checkpoint {_shape(model)}",
-            revision=revision,
-        )  # fmt: skip
-    except PixelRNNError:
-        raise
-    except Exception as error:  # noqa: BLE001 - every Hub failure becomes one clear message
-        raise _publish_error(error, where, repo_id) from None
-    return str(commit.commit_url)
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 3600:
+        raise PixelRNNError(f"PIXELRNN_HUB_TIMEOUT must be a number of seconds between 0 and 3600, got {text!r}")
+    return seconds
 
 
-def _publishable_model(folder: Path):
-    from .model import PixelRNN
+def connect() -> None:
+    """Make every huggingface_hub request in this process give up after `hub_timeout()` seconds without an answer."""
+    global _client_factory
+    if _client_factory is None:
+        from huggingface_hub.utils import _http, set_client_factory
 
-    if folder.is_dir():
-        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        if pickles:
-            raise PixelRNNError(
-                f"refusing to publish {str(folder)!r}: it holds pickle file(s) {', '.join(pickles)}, which can run "
-                f"arbitrary code on whoever loads them. pixelrnn publishes only {WEIGHTS_NAME}: move them out of the folder"
-            )
-    elif not folder.exists():
-        raise PixelRNNError(f"no checkpoint folder {str(folder)!r} to publish")
-    return PixelRNN.from_pretrained(folder)  # the same strict checks as loading: what is published must load
+        _client_factory = _timed_client_factory(getattr(_http, "httpx2", None) or _http.httpx, _http.hf_request_event_hook)
+        set_client_factory(_client_factory)
 
 
-def _files_to_publish(folder: Path, model, repo_id: str, revision: str | None) -> dict:
-    """Name in the repo -> a path or bytes. The card and the samples are made here, never written into the folder."""
-    old_card = folder / CARD_NAME
-    fields = card_fields(old_card.read_text(encoding="utf-8")) if old_card.is_file() else {}
-    card = model_card(model, **fields, repo_id=repo_id, samples_image=SAMPLES_IMAGE, revision=revision)
-    samples = folder / SAMPLES_IMAGE
-    return {
-        WEIGHTS_NAME: folder / WEIGHTS_NAME,
-        CONFIG_NAME: folder / CONFIG_NAME,
-        CARD_NAME: card.encode("utf-8"),
-        SAMPLES_IMAGE: samples if samples.is_file() else _samples_png(model),
-    }
+_client_factory = None
 
 
-def _samples_png(model) -> bytes:
-    from .data import to_pil
-    from .sample import generate
+def _timed_client_factory(httpx, request_hook):
+    """huggingface_hub's default_client_factory (httpx2 in 2.x, httpx in 1.x), with a timeout on every request."""
 
-    *_, last = generate(model, 16, seed=0)
-    scale = min(8, max(1, 112 // max(model.config["height"], model.config["width"])))  # about 112 px per image
-    buffer = io.BytesIO()
-    to_pil(last.image, model, scale=scale).save(buffer, format="PNG")
-    return buffer.getvalue()
+    class Client(httpx.Client):
+        def send(self, request, **kwargs):
+            request.extensions = {**request.extensions, "timeout": httpx.Timeout(hub_timeout()).as_dict()}
+            try:
+                return super().send(request, **kwargs)
+            except httpx.TimeoutException as error:
+                raise _NoAnswer(str(error)) from error
 
-
-def _shape(model) -> str:
-    config = model.config
-    return f"({config['height']}x{config['width']}x{config['channels']}, {config['values']}, {config['cell']})"
+    return lambda: Client(event_hooks={"request": [request_hook]}, follow_redirects=True)
 
 
 def fetch(repo_id: str, filename: str, revision=None, *, token=None, cache_dir=None, local_files_only=False,
           force_download=False) -> str:  # fmt: skip
-    """The local path of one file of a Hub model repo, downloaded or taken from the local cache."""
+    """The local path of one file of a Hub model repo, downloaded or taken from the local cache.
+
+    Raises FileMissing when the repo answers but has no such file.
+    """
     from huggingface_hub import hf_hub_download
 
-    _check_repo_id(repo_id, local_too=True)
+    check_repo_id(repo_id, local_too=True)
+    connect()
+    options = dict(revision=revision, token=token, cache_dir=cache_dir)
     try:
-        return hf_hub_download(
-            repo_id, filename, revision=revision, token=token, cache_dir=cache_dir,
-            local_files_only=local_files_only, force_download=force_download,
-        )  # fmt: skip
+        return hf_hub_download(repo_id, filename, local_files_only=local_files_only, force_download=force_download, **options)
     except Exception as error:  # noqa: BLE001 - every Hub failure becomes one clear message
-        raise _download_error(error, filename, repo_id, revision, token) from None
+        if _no_answer(error) and not force_download:  # as huggingface_hub does when the Hub is unreachable
+            try:
+                return hf_hub_download(repo_id, filename, local_files_only=True, **options)
+            except Exception:  # noqa: BLE001 - not in the cache either: report the timeout
+                pass
+        raise _download_error(error, filename, repo_id, revision) from None
 
 
-def _check_repo_id(repo_id: str, local_too: bool = False) -> None:
+def list_files(repo_id: str, revision=None, *, token=None) -> list[str]:
+    """Every file name in a Hub model repo, or [] when the Hub cannot say (only used to improve messages)."""
+    from huggingface_hub import HfApi
+
+    connect()
+    try:
+        return list(HfApi().list_repo_files(repo_id, revision=revision, token=token))
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def check_repo_id(repo_id: str, local_too: bool = False) -> None:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
@@ -130,87 +111,73 @@ def _check_repo_id(repo_id: str, local_too: bool = False) -> None:
         raise PixelRNNError(f"{repo_id!r} is {neither} a Hub repo id like 'user/model'") from None
 
 
-def _where(repo_id, revision) -> str:
+def where(repo_id, revision) -> str:
     return f"{repo_id}" + (f" (revision {revision})" if revision else "")
 
 
-def _download_error(error, filename, repo_id, revision, token) -> PixelRNNError:
+def _download_error(error, filename, repo_id, revision) -> PixelRNNError:
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    where = _where(repo_id, revision)
+    place = where(repo_id, revision)
+    if _no_answer(error):
+        return hub_error(error, place, "fetch", "read")
     # LocalEntryNotFoundError is also an EntryNotFoundError: a cache miss must not read as a missing file
     if isinstance(error, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
         return PixelRNNError(
-            f"cannot reach the Hub to fetch {where}, and it is not in the local cache: "
+            f"cannot reach the Hub to fetch {place}, and it is not in the local cache: "
             "check the network (or HF_HUB_OFFLINE), or load a local folder"
         )
     if isinstance(error, EntryNotFoundError):
-        if filename == WEIGHTS_NAME:
-            pickles = _pickle_files(repo_id, revision, token)
-            if pickles:
-                return PixelRNNError(refuse_pickle_message(pickles))
-        return PixelRNNError(f"Hub repo {where} has no {filename}: it is not a pixelrnn checkpoint")
-    return _hub_error(error, where, "fetch", "read") or PixelRNNError(
-        f"cannot fetch {where} from the Hub: {type(error).__name__}: {error}"
+        return FileMissing(f"Hub repo {place} has no {filename}: it is not a pixelrnn checkpoint")
+    return hub_error(error, place, "fetch", "read") or PixelRNNError(
+        f"cannot fetch {place} from the Hub: {type(error).__name__}: {error}"
     )
 
 
-def _publish_error(error, where, repo_id) -> PixelRNNError:
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    if isinstance(error, OfflineModeIsEnabled):
-        return PixelRNNError(f"cannot publish {where}: HF_HUB_OFFLINE is set; unset it to reach the Hub")
-    status = getattr(getattr(error, "response", None), "status_code", None)
-    if status == 403:
-        namespace = repo_id.split("/")[0]
-        return PixelRNNError(
-            f"the Hub refused to let this token publish {where} (HTTP 403): it needs write access to "
-            f"the namespace {namespace!r}; {TOKEN_HELP}"
-        )
-    return _hub_error(error, where, "publish", "write") or PixelRNNError(
-        f"cannot publish {where} to the Hub: {type(error).__name__}: {error}"
-    )
-
-
-def _hub_error(error, where, doing, access) -> PixelRNNError | None:
+def hub_error(error, place, doing, access) -> PixelRNNError | None:
     """The failures that read the same for fetching and publishing; None for anything else."""
     from huggingface_hub import constants
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
+    if _no_answer(error):
+        return PixelRNNError(
+            f"the Hub at {constants.ENDPOINT} did not answer within {hub_timeout():g} s while trying to {doing} {place}: "
+            "try again later (PIXELRNN_HUB_TIMEOUT sets how long to wait)"
+        )
     if isinstance(error, GatedRepoError):
-        return PixelRNNError(f"{where} is gated: accept its terms on the Hub and pass a token")
+        return PixelRNNError(f"{place} is gated: accept its terms on the Hub and pass a token")
     if isinstance(error, RepositoryNotFoundError):
         return PixelRNNError(
-            f"Hub repo {where} was not found, or it is private and the token does not give access to it"
+            f"Hub repo {place} was not found, or it is private and the token does not give access to it"
         )
     if isinstance(error, RevisionNotFoundError):
-        return PixelRNNError(f"Hub repo {where} has no such revision (branch, tag or commit)")
+        return PixelRNNError(f"Hub repo {place} has no such revision (branch, tag or commit)")
     if _is_network_error(error):
         return PixelRNNError(
-            f"cannot reach the Hub at {constants.ENDPOINT} to {doing} {where}: check the network connection "
+            f"cannot reach the Hub at {constants.ENDPOINT} to {doing} {place}: check the network connection "
             "(and HF_ENDPOINT, if set)"
         )
     if isinstance(error, HfHubHTTPError):
         status = getattr(error.response, "status_code", None)
         if status == 401:
-            return PixelRNNError(f"the Hub rejected the token (HTTP 401) while trying to {doing} {where}: {TOKEN_HELP}")
+            return PixelRNNError(f"the Hub rejected the token (HTTP 401) while trying to {doing} {place}: {TOKEN_HELP}")
         if status == 403:
-            return PixelRNNError(f"the Hub refused to {doing} {where} (HTTP 403): the token needs {access} access")
-        return PixelRNNError(f"the Hub failed to {doing} {where}: {error}")
+            return PixelRNNError(f"the Hub refused to {doing} {place} (HTTP 403): the token needs {access} access")
+        return PixelRNNError(f"the Hub failed to {doing} {place}: {error}")
     return None
+
+
+def _no_answer(error) -> bool:
+    """Whether a request timed out, here or behind the exceptions huggingface_hub wraps it in."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _NoAnswer):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def _is_network_error(error) -> bool:
     # huggingface_hub 2.x speaks through httpx2, 1.x through httpx: whichever is loaded raised it
     transports = [module.TransportError for module in (sys.modules.get("httpx2"), sys.modules.get("httpx")) if module]
     return isinstance(error, tuple(transports))
-
-
-def _pickle_files(repo_id, revision, token) -> list:
-    from huggingface_hub import HfApi
-
-    try:
-        files = HfApi().list_repo_files(repo_id, revision=revision, token=token)
-    except Exception:  # noqa: BLE001 - only used to improve the message
-        return []
-    return sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))

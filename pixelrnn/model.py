@@ -11,32 +11,34 @@ NOTE: the row head is a MADE-style masked network (Germain et al. 2015), so the 
 are predicted autoregressively and the likelihood is exact; `row_head="independent"` is the original
 design, where they are conditionally independent given the tokens above.
 """
+import inspect
+import reprlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from . import distributions
+from . import checkpoint, distributions
+from .card import HUB_METADATA
 from .errors import PixelRNNError
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per RNN layer and direction
 MODES = ("many-to-many", "many-to-one")
 ROW_HEADS = ("autoregressive", "independent")
 STEPS = ("row", "pixel")
 MAX_SIDE, MAX_HIDDEN, MAX_LAYERS, MAX_WINDOW, MAX_MIXTURES = 1024, 8192, 16, 4096, 32
 MAX_LAYER_WEIGHTS = 2**27  # one weight matrix above this (512 MiB in float32) is refused
+MAX_PARAMETERS = 2**28  # a model above this (1 GiB in float32) is refused; the shipped ones have < 10 M
+MAX_HEAD_LAYERS = 8
 
 
-class PixelRNN(
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name="pixelrnn",
-    tags=["pixelrnn", "image-generation", "autoregressive", "pytorch"],
-    license="mit",
-    pipeline_tag="unconditional-image-generation",
-    repo_url="https://github.com/pixelrnn/pixelrnn",
-):
-    """A row-by-row autoregressive image model. Every keyword is validated and stored in `config`."""
+class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(HUB_METADATA["tags"])}):
+    """A row-by-row autoregressive image model. Every keyword is validated and stored in `config`.
+
+    The keywords of __init__ are the options, named once: `OPTIONS`, config.json and the CLI flags derive from them.
+    """
 
     def __init__(
         self,
@@ -59,15 +61,10 @@ class PixelRNN(
         mixtures: int = 5,
         direct_connections: bool = True,
     ):
-        super().__init__()
-        config = dict(
-            height=height, width=width, channels=channels, values=values, cell=cell,
-            hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-            dropout=dropout, batch_norm=batch_norm, mode=mode, window=window, row_head=row_head,
-            step=step, head_size=head_size, head_layers=head_layers, mixtures=mixtures,
-            direct_connections=direct_connections,
-        )  # fmt: skip
+        arguments = locals()  # first thing: the keywords as given
+        config = {name: arguments[name] for name in OPTIONS}
         validate_config(config)
+        super().__init__()
         self._config = config
         self._hub_mixin_config = dict(config)
 
@@ -101,21 +98,29 @@ class PixelRNN(
     def device(self) -> torch.device:
         return self.start.device
 
-    # -- checkpoints (see checkpoint.py) ------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, revision: str | None = None, **kwargs) -> "PixelRNN":
-        """Load from a checkpoint folder or a Hub repo id: strict, safetensors only, in eval mode."""
-        from .checkpoint import load
+    def check_config(cls, options: dict, max_parameters: int | None = None) -> dict:
+        """The full configuration for these options (defaults filled in), validated without building anything."""
+        config = {**DEFAULTS, **options}
+        validate_config(config, max_parameters)
+        return config
 
-        return load(cls, pretrained_model_name_or_path, revision, **kwargs)
+    # -- checkpoints (see checkpoint.py; publishing in publish.py) ------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, revision: str | None = None, *,
+                        max_parameters: int | None = None, **kwargs) -> "PixelRNN":  # fmt: skip
+        """Load from a checkpoint folder or a Hub repo id: strict, safetensors only, in eval mode.
+
+        `token=False` loads anonymously (no token is sent, even with HF_TOKEN set); `max_parameters` refuses a
+        larger model from its config.json, before its weights are downloaded or anything is built.
+        """
+        return checkpoint.load(cls, pretrained_model_name_or_path, revision, max_parameters=max_parameters, **kwargs)
 
     def save_pretrained(self, save_directory, *, model_card_kwargs: dict | None = None, push_to_hub=False, repo_id=None, **push_kwargs):
         """Write model.safetensors, config.json and a model card (README.md) to a folder (and publish it)."""
-        from .checkpoint import save
-
-        save(self, save_directory, **(model_card_kwargs or {}))
+        checkpoint.save(self, save_directory, **(model_card_kwargs or {}))
         if push_to_hub:
-            from .hub import push
+            from .publish import push  # the one import back up: the mixin's API publishes from the model
 
             return push(save_directory, repo_id, **push_kwargs)
         return None
@@ -125,7 +130,7 @@ class PixelRNN(
         """Publish this model to a Hub repo, through the same checks as `python -m pixelrnn push`."""
         import tempfile
 
-        from .hub import push
+        from .publish import push  # the one import back up: the mixin's API publishes from the model
 
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder, model_card_kwargs=model_card_kwargs)
@@ -322,42 +327,49 @@ def _apply_dense(block, x):
     return block(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
-def validate_config(config: dict) -> None:
-    """Refuse invalid or absurd configurations with one clear message per problem."""
+# The options, named once (PixelRNN's keywords): name -> inspect.Parameter, with its type and default.
+OPTIONS = {name: p for name, p in inspect.signature(PixelRNN.__init__).parameters.items() if name != "self"}
+DEFAULTS = {name: p.default for name, p in OPTIONS.items()}
+# What each option may be beyond its type: whole numbers in a range, or one of a few choices.
+RANGES = {
+    "height": (1, MAX_SIDE), "width": (1, MAX_SIDE), "hidden_size": (1, MAX_HIDDEN), "num_layers": (1, MAX_LAYERS),
+    "window": (1, MAX_WINDOW), "head_size": (1, MAX_HIDDEN), "head_layers": (1, MAX_HEAD_LAYERS),
+    "mixtures": (1, MAX_MIXTURES),
+}  # fmt: skip
+CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
+           "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
+
+
+def validate_config(config: dict, max_parameters: int | None = None) -> None:
+    """Refuse invalid or absurd configurations with one clear message per problem, before anything is built.
+
+    `max_parameters` lowers the limit on the total parameter count (MAX_PARAMETERS).
+    """
     problems = []
-
-    def check_int(name, low, high):
+    unknown, missing = sorted(set(config) - set(OPTIONS)), [name for name in OPTIONS if name not in config]
+    if unknown or missing:
+        problems += [f"unknown option(s) {', '.join(map(_shown, unknown))}"] if unknown else []
+        problems += [f"missing option(s) {', '.join(missing)}"] if missing else []
+        raise PixelRNNError("invalid PixelRNN configuration: " + "; ".join(problems))
+    for name, option in OPTIONS.items():
         value = config[name]
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{name} must be a whole number, got {value!r}")
-        elif not low <= value <= high:
-            problems.append(f"{name} must be between {low} and {high}, got {value}")
-
-    def check_choice(name, choices):
-        if config[name] not in choices:
-            problems.append(f"{name} must be one of {', '.join(map(repr, choices))}, got {config[name]!r}")
-
-    check_int("height", 1, MAX_SIDE)
-    check_int("width", 1, MAX_SIDE)
-    if config["channels"] not in (1, 3) or isinstance(config["channels"], bool):
-        problems.append(f"channels must be 1 (gray) or 3 (RGB), got {config['channels']!r}")
-    check_choice("values", tuple(distributions.LEVELS))
-    check_choice("cell", tuple(CELLS))
-    check_int("hidden_size", 1, MAX_HIDDEN)
-    check_int("num_layers", 1, MAX_LAYERS)
-    check_int("window", 1, MAX_WINDOW)
-    check_int("head_size", 1, MAX_HIDDEN)
-    check_int("head_layers", 1, 8)
-    check_int("mixtures", 1, MAX_MIXTURES)
-    check_choice("mode", MODES)
-    check_choice("row_head", ROW_HEADS)
-    check_choice("step", STEPS)
-    for name in ("bidirectional", "batch_norm", "direct_connections"):
-        if not isinstance(config[name], bool):
-            problems.append(f"{name} must be true or false, got {config[name]!r}")
-    dropout = config["dropout"]
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        problems.append(f"dropout must be a number in [0, 1), got {dropout!r}")
+        if name in CHOICES:
+            if not any(type(value) is type(choice) and value == choice for choice in CHOICES[name]):
+                problems.append(f"{name} must be one of {', '.join(map(repr, CHOICES[name]))}, got {_shown(value)}")
+        elif option.annotation is bool:
+            if not isinstance(value, bool):
+                problems.append(f"{name} must be true or false, got {_shown(value)}")
+        elif option.annotation is int:
+            low, high = RANGES[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{name} must be a whole number, got {_shown(value)}")
+            elif not low <= value <= high:
+                problems.append(f"{name} must be between {low} and {high}, got {_shown(value)}")
+        elif option.annotation is float:  # a probability: dropout
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                problems.append(f"{name} must be a number in [0, 1), got {_shown(value)}")
+        else:
+            raise AssertionError(f"no rule for the option {name}")
     if config["bidirectional"] is True and config["mode"] == "many-to-many":
         problems.append(
             "bidirectional=True needs mode='many-to-one': in many-to-many the backward direction would read "
@@ -372,8 +384,44 @@ def validate_config(config: dict) -> None:
                 f"this configuration needs a weight matrix of {largest:,} numbers (limit {MAX_LAYER_WEIGHTS:,}): "
                 "use a smaller image, hidden_size or head_size"
             )
+        limit = MAX_PARAMETERS if max_parameters is None else min(max_parameters, MAX_PARAMETERS)
+        total = parameter_count(config)
+        if total > limit:
+            problems.append(
+                f"this configuration has {total:,} parameters (limit {limit:,}): "
+                "use a smaller hidden_size, num_layers, head_size, head_layers or image"
+            )
     if problems:
         raise PixelRNNError("invalid PixelRNN configuration: " + "; ".join(problems))
+
+
+def parameter_count(config: dict) -> int:
+    """How many parameters PixelRNN(**config) has, from a valid config alone: nothing is built or allocated."""
+    c = {**DEFAULTS, **config}
+    hidden, directions = c["hidden_size"], 2 if c["bidirectional"] else 1
+    token_size = c["width"] * c["channels"] if c["step"] == "row" else c["channels"]  # D
+    outputs = token_size * distributions.params_per_value(c["values"], c["mixtures"])  # D * K
+    norm = 2 * hidden if c["batch_norm"] else 0  # batch norm's weight and bias
+    encoder = token_size * hidden + hidden + norm
+    decoder = hidden * directions * hidden + hidden + norm
+    gates = GATES[c["cell"]] * hidden
+    layer_inputs = [hidden] + [hidden * directions] * (c["num_layers"] - 1)
+    rnn = directions * sum(gates * (inputs + hidden + 2) for inputs in layer_inputs)  # input, hidden weights, two biases
+    if c["row_head"] == "autoregressive":
+        size = c["head_size"]
+        head = (token_size + 1) * size + (hidden + 1) * size + (c["head_layers"] - 1) * (size + 1) * size
+        head += (size + 1) * outputs + (hidden + 1) * outputs
+        head += token_size * outputs if c["direct_connections"] else 0
+    else:
+        head = (hidden + 1) * outputs
+    return hidden + encoder + rnn + decoder + head  # hidden: the start token
+
+
+def _shown(value) -> str:
+    """A value as a message shows it: short, whatever its size or depth."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"a whole number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return reprlib.repr(value)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import pixelrnn
 from conftest import free_port, settle_batch_norm, tiny
 from hub_server import FakeHub
 from pixelrnn.card import card_fields, model_card
@@ -27,7 +28,7 @@ CHILD_PRELUDE = """
 import json, sys
 import torch
 import pixelrnn
-from pixelrnn import hub
+from pixelrnn import publish
 
 args = json.loads(sys.argv[1])
 
@@ -100,7 +101,7 @@ def test_push_two_branches_then_load_each_by_repo_id_online_and_offline(fake_hub
     home, args = tmp_path / "hf-home", {"main": main, "v2": v2}
 
     pushed, output = run_child(
-        'result = [hub.push(args["main"], "alice/tiny"), hub.push(args["v2"], "alice/tiny", revision="v2")]',
+        'result = [publish.push(args["main"], "alice/tiny"), publish.push(args["v2"], "alice/tiny", revision="v2")]',
         args, endpoint=fake_hub.endpoint, hf_home=home,
     )  # fmt: skip
     repo = fake_hub.repos["alice/tiny"]
@@ -124,7 +125,7 @@ def test_push_two_branches_then_load_each_by_repo_id_online_and_offline(fake_hub
     endpoint = fake_hub.endpoint
     fake_hub.stop()  # from here on, only the local cache can answer
     offline, _ = run_child(
-        LOAD_BOTH_BRANCHES + 'result["push"] = error_of(lambda: hub.push(args["main"], "alice/tiny"))',
+        LOAD_BOTH_BRANCHES + 'result["push"] = error_of(lambda: publish.push(args["main"], "alice/tiny"))',
         args, endpoint=endpoint, hf_home=home, offline=True,
     )  # fmt: skip
     assert offline["None"] == offline["v2"] == {"compared": compared, "different": []}
@@ -137,7 +138,7 @@ def test_publishing_again_keeps_one_whole_card_and_leaves_the_folder_alone(fake_
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     home = tmp_path / "hf-home"
 
-    first, _ = run_child('result = hub.push(args["folder"], "alice/again")', {"folder": folder},
+    first, _ = run_child('result = publish.push(args["folder"], "alice/again")', {"folder": folder},
                          endpoint=fake_hub.endpoint, hf_home=home)  # fmt: skip
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     card = fake_hub.files("alice/again")["README.md"].decode()
@@ -145,7 +146,7 @@ def test_publishing_again_keeps_one_whole_card_and_leaves_the_folder_alone(fake_
 
     # As after downloading the published repo: the folder's card is now the Hub card; publish it again.
     (folder / "README.md").write_text(card, encoding="utf-8")
-    again, _ = run_child('result = hub.push(args["folder"], "alice/again")', {"folder": folder},
+    again, _ = run_child('result = publish.push(args["folder"], "alice/again")', {"folder": folder},
                          endpoint=fake_hub.endpoint, hf_home=home)  # fmt: skip
     assert again == first  # card and samples came out byte-identical, so there was nothing to commit
     assert fake_hub.files("alice/again")["README.md"].decode() == card
@@ -171,10 +172,12 @@ def test_a_card_read_back_rebuilds_to_the_same_card():
     model = tiny()
     fields = {"metrics": {"test_nll_nats": 84.123456, "epochs": 3}, "data": "binarized-mnist",
               "command": "python -m pixelrnn train \\\n  --epochs 3"}  # fmt: skip
-    card = model_card(model, **fields, repo_id="alice/x", samples_image="samples.png")
+    numbers = (model.config, pixelrnn.count_parameters(model))
+    card = model_card(*numbers, **fields, repo_id="alice/x", samples_image="samples.png")
     assert card_fields(card) == fields
-    assert model_card(model, **card_fields(card), repo_id="alice/x", samples_image="samples.png") == card
-    assert card_fields(model_card(model)) == {}
+    assert model_card(*numbers, **card_fields(card), repo_id="alice/x", samples_image="samples.png") == card
+    assert card_fields(model_card(*numbers)) == {}
+    assert f"Parameters: {numbers[1]:,}." in card
 
 
 @pytest.mark.parametrize("text", ["", "# just a title\n", "---\n: : :\n---\n", "---\n- a list\n---\n",
@@ -195,25 +198,25 @@ result = {
     "load: no such revision": error_of(lambda: load("alice/public-model", revision="v9")),
     "load: repo with only a pickle file": error_of(lambda: load("alice/pickle-only")),
     "load: config is not a pixelrnn config": error_of(lambda: load("alice/bert")),
-    "push: bad token": error_of(lambda: hub.push(good, "alice/new-model", token=args["revoked"])),
-    "push: another user's namespace": error_of(lambda: hub.push(good, "bob/new-model")),
-    "push: private onto an existing public repo": error_of(lambda: hub.push(good, "alice/public-model", private=True)),
-    "push: pickle files in the folder": error_of(lambda: hub.push(pickled, "alice/new-model")),
-    "push: config is not a pixelrnn config": error_of(lambda: hub.push(bert, "alice/new-model")),
-    "push: not a repo id": error_of(lambda: hub.push(good, "not a / valid // id")),
+    "push: bad token": error_of(lambda: publish.push(good, "alice/new-model", token=args["revoked"])),
+    "push: another user's namespace": error_of(lambda: publish.push(good, "bob/new-model")),
+    "push: private onto an existing public repo": error_of(lambda: publish.push(good, "alice/public-model", private=True)),
+    "push: pickle files in the folder": error_of(lambda: publish.push(pickled, "alice/new-model")),
+    "push: config is not a pixelrnn config": error_of(lambda: publish.push(bert, "alice/new-model")),
+    "push: not a repo id": error_of(lambda: publish.push(good, "not a / valid // id")),
 }
-hub.push(good, "alice/secret", private=True)
+publish.push(good, "alice/secret", private=True)
 result["private repo, loaded by its owner"] = differences(load("alice/secret"), load(good))["different"]
 """
 WITHOUT_TOKEN = """
 result = {
     "load: private repo without a token": error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/secret")),
-    "push: private without a token": error_of(lambda: hub.push(args["good"], "alice/secret-2", private=True)),
+    "push: private without a token": error_of(lambda: publish.push(args["good"], "alice/secret-2", private=True)),
 }
 """
 NO_NETWORK = """
 result = {
-    "push: no network": error_of(lambda: hub.push(args["good"], "alice/tiny")),
+    "push: no network": error_of(lambda: publish.push(args["good"], "alice/tiny")),
     "load: no network": error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/tiny")),
 }
 """

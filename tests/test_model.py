@@ -1,11 +1,13 @@
+import inspect
 import itertools
 
 import pytest
 import torch
 
 import pixelrnn
-from conftest import random_images, settle_batch_norm, tiny
+from conftest import error_of, random_images, settle_batch_norm, tiny
 from pixelrnn import distributions
+from pixelrnn.model import parameter_count, validate_config
 
 GRID = [
     dict(step=step, cell=cell, mode=mode, bidirectional=bi, batch_norm=bn, row_head=head, values=values,
@@ -144,7 +146,7 @@ def test_config_is_complete_and_json_ready():
     model = pixelrnn.PixelRNN()
     config = model.config
     assert config["height"] == 28 and config["values"] == "binary" and config["cell"] == "gru"
-    assert set(config) == set(pixelrnn.PixelRNN.__init__.__code__.co_varnames[1:19])
+    assert list(config) == [name for name in inspect.signature(pixelrnn.PixelRNN.__init__).parameters if name != "self"]
     config["height"] = 5
     assert model.config["height"] == 28  # a copy
 
@@ -155,7 +157,9 @@ def test_config_is_complete_and_json_ready():
         (dict(height=0), "height must be between 1 and 1024"),
         (dict(width=-3), "width must be between 1 and 1024"),
         (dict(height=5000), "height must be between 1 and 1024"),
-        (dict(channels=2), "channels must be 1"),
+        (dict(channels=2), "channels must be one of 1, 3, got 2"),
+        (dict(channels=True), "channels must be one of 1, 3, got True"),
+        (dict(channels=3.0), "channels must be one of 1, 3, got 3.0"),
         (dict(cell="transformer"), "cell must be one of"),
         (dict(hidden_size=100000), "hidden_size must be between"),
         (dict(hidden_size=2.5), "hidden_size must be a whole number"),
@@ -168,6 +172,10 @@ def test_config_is_complete_and_json_ready():
         (dict(batch_norm="yes"), "batch_norm must be true or false"),
         (dict(bidirectional=True), "would not be causal"),
         (dict(width=1024, channels=3, values="8bit", head_size=8192), "weight matrix"),
+        (dict(height=10**5000), "height must be between 1 and 1024, got a whole number of about 5001 digits"),
+        (dict(dropout=[[[[[[[[[0.5]]]]]]]]]), "dropout must be a number in [0, 1), got [[[[[[[...]]]]]]]"),
+        (dict(cell="lstm", num_layers=16, bidirectional=True, mode="many-to-one", hidden_size=5792),
+         "this configuration has 12,684,211,880 parameters (limit 268,435,456)"),
     ],
 )
 def test_bad_configs_are_refused_with_a_clear_message(bad, words):
@@ -202,3 +210,106 @@ def test_8bit_mode_is_the_most_likely_level():
     params = torch.randn(500, 15) * 2
     expected = distributions.level_log_probs(params, "8bit").argmax(-1).float()
     assert torch.equal(distributions.mode(params, "8bit"), expected)
+
+
+PARAMETER_GRID = [
+    dict(cell=cell, num_layers=layers, mode=mode, bidirectional=bi, batch_norm=bn, row_head=head, step=step,
+         values=values, channels=channels, head_layers=head_layers, direct_connections=direct, mixtures=3)
+    for cell, layers, (mode, bi), bn, head, step, (values, channels), head_layers, direct in itertools.product(
+        ("rnn", "gru", "lstm"), (1, 3), (("many-to-many", False), ("many-to-one", True)), (False, True),
+        ("autoregressive", "independent"), ("row", "pixel"), (("binary", 1), ("8bit", 3)), (1, 3), (True, False),
+    )
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("config", PARAMETER_GRID, ids=_id)
+def test_parameter_count_from_the_config_is_exact(config):
+    config = dict(config, height=3, width=5, hidden_size=6, head_size=7)
+    assert parameter_count(config) == pixelrnn.count_parameters(pixelrnn.PixelRNN(**config))
+
+
+def test_parameter_count_of_the_defaults_and_a_big_model():
+    assert parameter_count({}) == pixelrnn.count_parameters(pixelrnn.PixelRNN())
+    big = dict(width=64, channels=3, values="8bit", cell="lstm", num_layers=2, hidden_size=512, head_size=512, head_layers=2)
+    assert parameter_count(big) == pixelrnn.count_parameters(pixelrnn.PixelRNN(**big))
+
+
+def test_a_lower_parameter_limit_is_said_in_the_message():
+    count = parameter_count({})
+    assert validate_config(pixelrnn.PixelRNN.check_config({}), max_parameters=count) is None
+    message = error_of(lambda: pixelrnn.PixelRNN.check_config({}, max_parameters=count - 1))
+    assert f"this configuration has {count:,} parameters (limit {count - 1:,})" in message
+
+
+def test_a_refused_config_builds_no_module(monkeypatch):
+    built = []
+    monkeypatch.setattr(torch.nn.Module, "__init__", lambda self, *a, **k: built.append(type(self)))
+    huge = dict(cell="lstm", num_layers=16, bidirectional=True, mode="many-to-one", hidden_size=5792)
+    assert "12,684,211,880 parameters" in error_of(lambda: pixelrnn.PixelRNN(**huge))
+    assert built == []
+
+
+def test_every_option_has_a_rule_and_a_default():
+    from pixelrnn import model
+
+    for name, option in model.OPTIONS.items():
+        assert option.default is not inspect.Parameter.empty, name
+        assert name in model.RANGES or name in model.CHOICES or option.annotation in (bool, float), name
+    model.validate_config(dict(model.DEFAULTS))
+    assert "unknown option(s) 'colour'" in error_of(lambda: model.validate_config({**model.DEFAULTS, "colour": 1}))
+    assert "missing option(s) height" in error_of(lambda: model.validate_config({k: v for k, v in model.DEFAULTS.items() if k != "height"}))
+
+
+def _import_graph() -> dict:
+    """pixelrnn's modules -> {imported pixelrnn module: whether the import is at module level}, from the source.
+
+    Imports inside functions count too: a lazy import back up is still a knot, only a hidden one.
+    """
+    import ast
+    from pathlib import Path
+
+    package = Path(pixelrnn.__file__).parent
+    modules = {path.stem for path in package.glob("*.py")}
+    graph = {}
+    for name in modules:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        top_level = {id(node) for node in tree.body}
+        edges = graph[name] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").split(".")[0] == "pixelrnn"):
+                base = (node.module or "").removeprefix("pixelrnn").strip(".") if node.level == 0 else (node.module or "")
+                targets = [base.split(".")[0]] if base else [a.name for a in node.names if a.name in modules] or ["__init__"]
+            elif isinstance(node, ast.Import):
+                targets = [a.name.split(".")[1] for a in node.names if a.name.startswith("pixelrnn.")]
+            else:
+                continue
+            for target in targets:
+                edges[target] = edges.get(target, False) or id(node) in top_level
+    return graph
+
+
+def _cycles(graph: dict) -> list:
+    found, state = [], {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for target in graph.get(node, {}):
+            if state.get(target) == "open":
+                found.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_the_package_imports_one_way():
+    graph = _import_graph()
+    assert graph["model"].get("publish") is False  # the mixin's push_to_hub publishes: lazily, inside the method
+    del graph["model"]["publish"]
+    assert _cycles(graph) == []
+    assert "model" not in graph["card"] and "model" not in graph["checkpoint"] and "model" not in graph["hub"]
+    assert set(graph["hub"]) <= {"errors"}  # transport only
