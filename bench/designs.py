@@ -40,8 +40,9 @@ def main():
     for name, variant in VARIANTS.items():
         model_config = dict(hidden_size=args.hidden, head_size=args.hidden, **variant)
         out = Path(args.out) / name.replace(", ", "_").replace(" ", "-").replace("(", "").replace(")", "")
+        # overwrite: the bench's own runs, redone each time it is run
         config = TrainConfig(data="binarized-mnist", out=str(out), epochs=args.epochs, threads=args.threads, lr=2e-3,
-                             warmup_steps=300, max_valid=args.max_valid)  # fmt: skip
+                             warmup_steps=300, max_valid=args.max_valid, overwrite=True)  # fmt: skip
         start = time.perf_counter()
         best = min(p.valid["nll_nats"] for p in run(config, model_config, splits=splits) if p.valid)
         results[name] = {"valid_nll_nats": best, "minutes": (time.perf_counter() - start) / 60, "params": count_parameters(PixelRNN(**model_config))}

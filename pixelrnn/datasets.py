@@ -17,6 +17,7 @@ DATA_DIR_ENV = "PIXELRNN_DATA"
 DEFAULT_DATA_DIR = "../shared/data"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 NAMED = ("binarized-mnist", "mnist", "cifar10", "cifar10-exact-test", "digits", "photos")
+AUGMENTS = ("crops", "flips", "none")  # how training views of image files are made
 # Photographs inside scikit-image (no download); the first, a portrait, is held out for validation.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
           "camera", "clock", "coins", "moon", "brick", "grass", "gravel", "cell")  # fmt: skip
@@ -62,6 +63,8 @@ def load_splits(source, config: dict, *, folder: str | None = None, copies: int 
         return _from_images(files, config, copies, augment, seed, f"image folder {path.name}")
     if path.is_file():
         return _from_images([path], config, copies, augment, seed, f"image {path.name}")
+    if path.suffix.lower() in IMAGE_SUFFIXES or os.sep in source or "/" in source:
+        raise PixelRNNError(f"the data source {source!r} does not exist: no such file or folder")
     raise PixelRNNError(
         f"unknown data source {source!r}: use one of {', '.join(NAMED)}, an image file, a folder, or hf:<dataset>"
     )
@@ -158,8 +161,8 @@ def _from_images(paths, config, copies, augment, seed, description) -> Splits:
 
 def _augmented(image, config, count, augment, generator) -> torch.Tensor:
     """`count` views of one image: random crops (40-100% of each side) and flips, or the image itself."""
-    if augment not in ("crops", "flips", "none"):
-        raise PixelRNNError(f"augment must be crops, flips or none, got {augment!r}")
+    if augment not in AUGMENTS:
+        raise PixelRNNError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
     views = []
     for _ in range(count if augment != "none" else 1):
         view = image

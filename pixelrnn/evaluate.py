@@ -2,21 +2,27 @@
 import math
 
 import torch
+from tqdm import tqdm
 
 from . import distributions
+from .errors import PixelRNNError
 
 ERROR_IMAGES_8BIT = 500  # the most likely of 256 levels costs 256x the memory and time of the NLL
 
 
 @torch.inference_mode()
-def evaluate(model, images: torch.Tensor, batch_size: int = 500, error_images: int | None = None) -> dict:
+def evaluate(model, images: torch.Tensor, batch_size: int = 500, error_images: int | None = None, progress: bool = False) -> dict:
     """Exact NLL of `images` (N, C, H, W) under the model, in eval mode, plus greedy reconstruction errors.
 
     The sampling loss of `reconstruct` is the NLL per value (the same distributions, scored on the same
     values), so it is computed here in one parallel pass rather than row by row. The reconstruction error
     rate (most likely level != true level) is measured on the first `error_images` images: all of them for
-    binary models, ERROR_IMAGES_8BIT for 8-bit ones by default.
+    binary models, ERROR_IMAGES_8BIT for 8-bit ones by default. `progress` shows a bar on stderr.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise PixelRNNError(f"batch size must be a whole number of at least 1, got {batch_size!r}")
+    if not len(images):
+        raise PixelRNNError("there are no images to score")
     was_training = model.training
     model.eval()
     values = model.config["values"]
@@ -24,7 +30,7 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, error_images: i
         error_images = len(images) if values == "binary" else ERROR_IMAGES_8BIT
     total_nll, wrong, scored = 0.0, 0.0, 0
     try:
-        for start in range(0, len(images), batch_size):
+        for start in tqdm(range(0, len(images), batch_size), disable=not progress, unit="batch", desc="scoring", leave=False):
             x = images[start : start + batch_size].to(model.device)
             params = model(x)
             tokens = model.to_tokens(x)

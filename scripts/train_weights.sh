@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The commands that trained the checkpoints in weights/ (on the 2-core CPU of the development machine).
-# Each writes runs/<name>/; copy the best checkpoint with scripts/ship.sh <name> afterwards.
+# Each writes runs/<name>/ (add --overwrite to redo a finished one, --resume to continue a stopped one);
+# copy the best checkpoint into weights/<name>/ with `python scripts/ship.py <name>` afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

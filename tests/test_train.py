@@ -1,6 +1,9 @@
+import dataclasses
+import errno
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +17,9 @@ from PIL import Image
 
 import pixelrnn
 from pixelrnn.datasets import load_splits
-from pixelrnn.train import TrainConfig, run
-from conftest import free_port
+from pixelrnn.devices import pick_device
+from pixelrnn.train import TrainConfig, run, warmup_steps
+from conftest import error_of, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(height=8, width=8, hidden_size=16, head_size=16)
@@ -243,3 +247,245 @@ def test_photos_source_uses_real_bundled_photographs():
     splits = load_splits("photos", config, copies=40)
     assert splits.train.shape[1:] == (3, 16, 16) and len(splits.train) >= 40 and len(splits.valid) == 64
     assert splits.train.std() > 20  # real, varied content
+
+
+# -- the run folder: nothing of anyone's lost -----------------------------------------------------
+
+FIXTURE = ROOT / "tests" / "fixtures" / "run_v1"  # written by the first trainer: stopped at step 60 of 92
+
+
+def _tree(folder):
+    """Every file under `folder` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def _settings(out, **overrides):
+    settings = dict(data="digits", out=str(out), epochs=2, batch_size=32, warmup_steps=5, save_every=10, log_every=5, threads=1)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_a_new_run_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path):
+    (tmp_path / "last").mkdir()
+    (tmp_path / "last" / "notes.txt").write_text("mine")
+    (tmp_path / "README.md").write_text("my project")
+    (tmp_path / "config.json").write_text("{}")
+    before = _tree(tmp_path)
+    message = error_of(lambda: list(run(_settings(tmp_path, epochs=1), TINY)))
+    assert "not empty and holds no pixelrnn training run" in message and "choose a new or empty --out" in message
+    assert _tree(tmp_path) == before
+    assert error_of(lambda: list(run(_settings(tmp_path, epochs=1, overwrite=True), TINY))) == message
+
+
+def test_a_new_run_over_its_own_run_needs_resume_or_overwrite_and_keeps_other_files(tmp_path):
+    list(run(_settings(tmp_path, epochs=0, max_steps=3), TINY))
+    (tmp_path / "notes.txt").write_text("mine")
+    before = _tree(tmp_path)
+    message = error_of(lambda: list(run(_settings(tmp_path, epochs=0, max_steps=3), TINY)))
+    assert "holds a training run already" in message and "--resume" in message and "--overwrite" in message
+    assert _tree(tmp_path) == before
+    list(run(_settings(tmp_path, epochs=0, max_steps=4, overwrite=True), TINY))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert json.loads((tmp_path / "last" / "state.json").read_text())["step"] == 4
+    assert json.loads((tmp_path / "train.json").read_text())["max_steps"] == 4
+
+
+def test_a_run_folder_that_saved_nothing_yet_can_be_started_again(tmp_path):
+    (tmp_path / "train.json").write_text(json.dumps(dataclasses.asdict(_settings(tmp_path))))
+    list(run(_settings(tmp_path, epochs=0, max_steps=2), TINY))
+    assert json.loads((tmp_path / "last" / "state.json").read_text())["step"] == 2
+
+
+def test_a_run_written_by_the_first_trainer_resumes_to_the_same_weights(tmp_path):
+    _train(tmp_path / "whole")
+    shutil.copytree(FIXTURE, tmp_path / "old")
+    resumed = list(run(_settings(tmp_path / "old", resume=True), TINY))
+    assert resumed[0].step == 61 and resumed[-1].step == 92
+    _same_weights(_weights(tmp_path / "whole" / "last"), _weights(tmp_path / "old" / "last"))
+    _same_weights(_weights(tmp_path / "whole"), _weights(tmp_path / "old"))
+    state = json.loads((tmp_path / "old" / "last" / "state.json").read_text())
+    old_keys = json.loads((FIXTURE / "last" / "state.json").read_text()).keys()
+    assert state.keys() == old_keys and (state["step"], state["epoch"], state["batch_in_epoch"]) == (92, 2, 0)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _drop_tensor(path, prefix):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    save_file({k: v for k, v in tensors.items() if not k.startswith(prefix)}, str(path))
+
+
+def _replace_tensor(path, name, value):
+    from safetensors.torch import load_file, save_file
+
+    save_file({**load_file(str(path)), name: value}, str(path))
+
+
+DAMAGES = {
+    "truncated weights": (lambda last: _truncate(last / "model.safetensors"), "model.safetensors"),
+    "truncated optimizer": (lambda last: _truncate(last / "optimizer.safetensors"), "optimizer.safetensors"),
+    "no exp_avg": (lambda last: _drop_tensor(last / "optimizer.safetensors", "state.3.exp_avg"), "no AdamW moments"),
+    "wrong moment shape": (lambda last: _replace_tensor(last / "optimizer.safetensors", "state.0.exp_avg", torch.zeros(3)), "exp_avg of parameter 0"),
+    "bad random state": (lambda last: _replace_tensor(last / "optimizer.safetensors", "rng.torch", torch.zeros(3, dtype=torch.uint8)), "random number"),
+    "state not JSON": (lambda last: _truncate(last / "state.json"), "state.json"),
+    "state without step": (lambda last: (last / "state.json").write_text('{"epoch": 1}'), "state.json"),
+    "state with a text step": (lambda last: (last / "state.json").write_text(
+        (last / "state.json").read_text().replace('"step": 60', '"step": "60"')), "step is '60'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_last_folder_is_named_and_nothing_is_changed(tmp_path, damage):
+    shutil.copytree(FIXTURE, tmp_path / "run")
+    spoil, words = DAMAGES[damage]
+    spoil(tmp_path / "run" / "last")
+    before = _tree(tmp_path / "run")
+    message = error_of(lambda: list(run(_settings(tmp_path / "run", resume=True), TINY)))
+    assert message.startswith(f"cannot resume: {tmp_path / 'run' / 'last'} is damaged (") and words in message
+    assert f"so was the best checkpoint in {tmp_path / 'run'}" in message
+    assert _tree(tmp_path / "run") == before  # the best checkpoint, and last/ as it was
+
+
+def test_resuming_a_finished_run_says_it_is_finished(tmp_path):
+    list(run(_settings(tmp_path, epochs=1), TINY))
+    message = error_of(lambda: list(run(_settings(tmp_path, epochs=1, resume=True), TINY)))
+    assert f"the run in {tmp_path} is finished (46 of 46 steps" in message and "larger --epochs" in message
+    more = list(run(_settings(tmp_path, epochs=2, resume=True), TINY))  # what the message says to do
+    assert (more[0].step, more[-1].step) == (47, 92)
+
+
+# -- settings checked in one place ----------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+        ({"log_every": 0}, "log_every must be at least 1, got 0"),
+        ({"save_every": 0}, "save_every must be at least 1, got 0"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be at least 1, got 0"),
+        ({"copies": 0}, "copies must be at least 1, got 0"),
+        ({"threads": -1}, "threads must be at least 0, got -1"),
+        ({"lr": -1.0}, "lr must be above 0, got -1.0"),
+        ({"lr": float("nan")}, "lr must be a finite number, got nan"),
+        ({"epochs": -1}, "epochs must be at least 0, got -1"),
+        ({"epochs": 0, "max_steps": 0}, "nothing to train"),
+        ({"seed": 2**70}, "seed must be between 0 and 4294967295"),
+        ({"min_lr_ratio": 2.0}, "min_lr_ratio must be between 0 and 1, got 2.0"),
+        ({"augment": "rotate"}, "augment must be one of crops, flips, none, got 'rotate'"),
+        ({"device": "tpu"}, "device must be auto, cpu, cuda, cuda:<index> or mps, got 'tpu'"),
+        ({"batch_size": 2.5}, "batch_size must be a whole number, got 2.5"),
+        ({"resume": True, "overwrite": True}, "resume and overwrite exclude each other"),
+    ],
+)
+def test_training_settings_are_checked_before_anything_happens(tmp_path, overrides, words):
+    message = error_of(lambda: list(run(_settings(tmp_path / "run", **overrides), TINY)))
+    assert message.startswith("invalid training settings: ") and words in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_bad_setting_is_listed_in_one_message():
+    message = error_of(TrainConfig(batch_size=0, lr=float("inf"), copies=-3).validate)
+    assert message.count(";") == 2 and "batch_size" in message and "lr" in message and "copies" in message
+    assert error_of(TrainConfig().validate) is None
+
+
+def test_cuda_without_cuda_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert "CUDA is not available on this machine" in error_of(TrainConfig(device="cuda").validate)
+    assert "CUDA is not available" in error_of(lambda: pick_device("cuda:0"))
+
+
+def test_pick_device_auto_is_the_local_rank_gpu_else_the_cpu(monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device() == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device() == torch.device("cpu")
+
+
+def test_a_full_disk_stops_the_run_with_a_message_and_keeps_the_last_save(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    steps = run(_settings(tmp_path, save_every=5), TINY)
+    for progress in steps:
+        if progress.step == 7:
+            break
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    message = error_of(lambda: list(steps))
+    assert "No space left on device" in message and f"the last complete save is kept in {tmp_path / 'last'}" in message
+    assert json.loads((tmp_path / "last" / "state.json").read_text())["step"] == 5
+
+
+def test_a_read_only_out_folder_is_a_message(tmp_path, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    message = error_of(lambda: list(run(_settings(tmp_path / "run", max_steps=1), TINY)))
+    assert message.startswith(f"cannot write {tmp_path / 'run'}: Permission denied")
+
+
+def test_a_missing_image_file_is_named(tmp_path):
+    config = pixelrnn.PixelRNN(**TINY).config
+    assert "does not exist" in error_of(lambda: load_splits(str(tmp_path / "missing.png"), config))
+    assert "does not exist" in error_of(lambda: load_splits("photos/of/mine", config))
+    assert "unknown data source 'imagenet'" in error_of(lambda: load_splits("imagenet", config))
+
+
+# -- schedule and progress ------------------------------------------------------------------------
+
+def test_a_short_run_warms_up_for_a_tenth_of_it_and_reaches_its_learning_rate(tmp_path):
+    progress = list(run(_settings(tmp_path, epochs=0, max_steps=23, warmup_steps=200, lr=1e-3), TINY))
+    lrs = [p.lr for p in progress]
+    assert lrs[:3] == pytest.approx([5e-4, 1e-3, 1e-3], rel=1e-3)  # warm-up of 23 // 10 = 2 steps
+    assert lrs[-1] < lrs[2]  # then the cosine decay
+    cifar10 = TrainConfig(warmup_steps=300)  # a long run keeps the warm-up it asked for
+    assert warmup_steps(cifar10, 15 * (45000 // 32)) == 300
+
+
+def test_progress_and_metrics_agree_on_the_epoch(tmp_path):
+    progress = list(run(_settings(tmp_path, epochs=2), TINY))
+    assert {p.epoch for p in progress[:46]} == {1} and {p.epoch for p in progress[47:93]} == {2}
+    assert [p.epoch for p in progress if p.valid] == [1, 2]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+
+
+def test_a_run_ended_by_max_steps_reports_its_real_validation_figure(tmp_path):
+    progress = list(run(_settings(tmp_path, epochs=0, max_steps=5), TINY))
+    assert progress[-1].valid is not None and math.isfinite(progress[-1].best_valid_nll)
+    card = pixelrnn.PixelRNN.from_pretrained(tmp_path)  # the best checkpoint exists and is that figure's model
+    assert card.config["height"] == 8
+    state = json.loads((tmp_path / "last" / "state.json").read_text())
+    assert state["best_valid_nll"] == progress[-1].best_valid_nll
+    assert state["best_metrics"]["valid_nll_nats"] == round(progress[-1].valid["nll_nats"], 3)
+
+
+# -- CIFAR-10 sources -----------------------------------------------------------------------------
+
+def _shared_data():
+    return Path(os.environ.get("PIXELRNN_DATA") or ROOT.parent / "shared" / "data")
+
+
+def test_cifar10_sources_read_the_shared_data(tmp_path):
+    folder = _shared_data()
+    for name in ("cifar10.npz", "cifar10_exact_test.npz"):
+        if not (folder / name).exists():
+            pytest.skip(f"no {name} in {folder} (set PIXELRNN_DATA to the folder that holds it)")
+    config = pixelrnn.PixelRNN(height=32, width=32, channels=3, values="8bit", hidden_size=8, head_size=8).config
+    splits = load_splits("cifar10", config, folder=str(folder))
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (45000, 5000, 10000)
+    assert splits.train.shape[1:] == (3, 32, 32) and splits.train[:10].max() <= 255 and splits.train[:10].max() > 1
+    exact = load_splits("cifar10-exact-test", config, folder=str(folder))
+    assert (len(exact.train), len(exact.valid), len(exact.test)) == (0, 846, 846) and exact.test.shape[1:] == (3, 32, 32)
+    message = error_of(lambda: list(run(TrainConfig(data="cifar10-exact-test", data_dir=str(folder), out=str(tmp_path)), config)))
+    assert "has no training images" in message
