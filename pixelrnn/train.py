@@ -48,7 +48,7 @@ def _setting(default, help: str, choices=None, flag: bool = True):
 @dataclass
 class TrainConfig:
     data: str = _setting("binarized-mnist", f"the data: {', '.join(NAMED)}, an image file, a folder of images, or hf:<dataset>[:<split>]")
-    data_dir: str | None = _setting(None, "folder holding the .npz data sets (default: $PIXELRNN_DATA or ../shared/data)")
+    data_dir: str | None = _setting(None, "folder holding the .npz data sets; when not given: $PIXELRNN_DATA, else ../shared/data")
     out: str = _setting("runs/pixelrnn", "the run folder: best checkpoint, last/, metrics.jsonl, loss.png, train.json")
     epochs: int = _setting(10, "passes over the training images (0: --max-steps alone decides)")
     max_steps: int = _setting(0, "stop after this many optimizer steps (0: --epochs alone decides)")
