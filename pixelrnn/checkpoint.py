@@ -133,8 +133,8 @@ def read_config(path, cls) -> dict:
         raise PixelRNNError(f"{CONFIG_NAME} cannot be read as JSON: {error}") from None
     except RecursionError:
         raise PixelRNNError(f"{CONFIG_NAME} is nested too deeply to be a pixelrnn config") from None
-    except ValueError as error:  # e.g. an integer of more than 4300 digits
-        raise PixelRNNError(f"{CONFIG_NAME} cannot be read: {error}") from None
+    except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
+        raise PixelRNNError(f"{CONFIG_NAME} holds a number too long to be a pixelrnn option") from None
     if not isinstance(config, dict):
         raise PixelRNNError(f"{CONFIG_NAME} must hold a JSON object of PixelRNN options")
     known = set(inspect.signature(cls.__init__).parameters) - {"self"}

@@ -14,6 +14,9 @@ design, where they are conditionally independent given the tokens above.
 import inspect
 import reprlib
 
+import inspect
+import reprlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -340,6 +343,19 @@ CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tu
            "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
 
 
+# The options, named once (PixelRNN's keywords): name -> inspect.Parameter, with its type and default.
+OPTIONS = {name: p for name, p in inspect.signature(PixelRNN.__init__).parameters.items() if name != "self"}
+DEFAULTS = {name: p.default for name, p in OPTIONS.items()}
+# What each option may be beyond its type: whole numbers in a range, or one of a few choices.
+RANGES = {
+    "height": (1, MAX_SIDE), "width": (1, MAX_SIDE), "hidden_size": (1, MAX_HIDDEN), "num_layers": (1, MAX_LAYERS),
+    "window": (1, MAX_WINDOW), "head_size": (1, MAX_HIDDEN), "head_layers": (1, MAX_HEAD_LAYERS),
+    "mixtures": (1, MAX_MIXTURES),
+}  # fmt: skip
+CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
+           "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
+
+
 def validate_config(config: dict, max_parameters: int | None = None) -> None:
     """Refuse invalid or absurd configurations with one clear message per problem, before anything is built.
 
@@ -419,8 +435,9 @@ def parameter_count(config: dict) -> int:
 
 def _shown(value) -> str:
     """A value as a message shows it: short, whatever its size or depth."""
-    if isinstance(value, int) and value.bit_length() > 200:
-        return f"a whole number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, int) and value.bit_length() > 200:  # repr would be long, or refused past 4300 digits
+        digits = int((value.bit_length() - 1) * 0.30102999566398) + 1  # at most one short
+        return f"a whole number of {digits + (abs(value) >= 10**digits)} digits"
     return reprlib.repr(value)
 
 

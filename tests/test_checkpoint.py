@@ -1,3 +1,4 @@
+import functools
 import json
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import pixelrnn
-from conftest import random_images, settle_batch_norm, tiny
+from conftest import error_of, random_images, settle_batch_norm, tiny
 
 
 @pytest.mark.parametrize("config", [dict(), dict(values="8bit", channels=3, cell="lstm", mode="many-to-one", bidirectional=True)])
@@ -96,3 +97,104 @@ def test_saving_overwrites_whole_files_only(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
     loaded = pixelrnn.PixelRNN.from_pretrained(tmp_path)
     assert torch.equal(loaded.start, second.start)
+
+
+def _record_builds(monkeypatch) -> list:
+    """The device type of every PixelRNN built from here on ('meta' for the checkpoint's shape check)."""
+    builds, build = [], pixelrnn.PixelRNN.__init__
+
+    @functools.wraps(build)
+    def recording(self, *args, **kwargs):
+        builds.append(torch.empty(0).device.type)
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(pixelrnn.PixelRNN, "__init__", recording)
+    return builds
+
+
+def test_a_lower_parameter_limit_refuses_before_anything_is_built_or_read(tmp_path, monkeypatch):
+    model = tiny()
+    model.save_pretrained(tmp_path)
+    count = pixelrnn.count_parameters(model)
+    assert pixelrnn.PixelRNN.from_pretrained(tmp_path, max_parameters=count).config == model.config
+    (tmp_path / "model.safetensors").write_bytes(b"never read")  # a read would say "damaged"
+    builds = _record_builds(monkeypatch)
+    message = error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path, max_parameters=count - 1))
+    assert f"this configuration has {count:,} parameters (limit {count - 1:,})" in message
+    assert builds == []
+
+
+def test_a_huge_config_is_refused_before_anything_is_built(tmp_path, monkeypatch):
+    tiny().save_pretrained(tmp_path)
+    huge = dict(cell="lstm", num_layers=16, bidirectional=True, mode="many-to-one", hidden_size=5792)
+    (tmp_path / "config.json").write_text(json.dumps(huge))
+    builds = _record_builds(monkeypatch)
+    assert "has 12,684,211,880 parameters (limit 268,435,456)" in error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path))
+    assert builds == []
+
+
+def test_weights_are_compared_with_the_config_from_the_header_before_the_model_is_built(tmp_path, monkeypatch):
+    tiny(hidden_size=8).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(dict(config, hidden_size=512, head_size=512)))
+    builds = _record_builds(monkeypatch)
+    assert "wrong shapes" in error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path))
+    assert builds == ["meta"]  # names and shapes only: no memory, no initialisation
+
+
+def _nested(depth):
+    return '{"height": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (_nested(100_000), "config.json is nested too deeply to be a pixelrnn config"),
+        (_nested(500), "height must be a whole number, got [[[[[[[...]]]]]]]"),
+        ('{"height": ' + "7" * 5000 + "}", "config.json holds a number too long to be a pixelrnn option"),
+        ('{"height": ' + "7" * 4000 + "}", "height must be between 1 and 1024, got a whole number of 4000 digits"),
+        ('{"height": 1e999}', "height must be a whole number, got inf"),
+        ('{"height": 28' + " " * 2**20 + "}", "config.json is larger than 1024 KiB: it is not a pixelrnn config"),
+        ('{"' + "x" * 1000 + '": 1}', "unknown option(s) " + "x" * 40 + "... (expected some of"),
+        (b"\xff\xfe{}", "cannot be read as JSON"),
+    ],
+    ids=["deep", "nested", "5000-digits", "4000-digits", "infinite", "huge", "long-name", "not-utf8"],
+)
+def test_hostile_configs_are_clear_errors(tmp_path, text, words):
+    tiny().save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    message = error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path))
+    assert message is not None and words in message
+    assert len(message) < 600
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("weights/binarized-mnst", "there is no folder 'weights/binarized-mnst' on this machine (did you mean 'weights/binarized-mnist'?)"),
+        ("./foo", "there is no folder './foo' on this machine"),
+        ("../x", "there is no folder '../x' on this machine"),
+        ("/no/such/folder", "there is no folder '/no/such/folder' on this machine"),
+        ("~/no-such-folder-here", "there is no folder '~/no-such-folder-here' on this machine"),
+    ],
+)
+def test_a_local_path_that_does_not_exist_is_said_at_once_without_the_hub(tmp_path, monkeypatch, name, words):
+    from pixelrnn import hub
+
+    (tmp_path / "weights" / "binarized-mnist").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hub, "fetch", lambda *a, **k: pytest.fail("the Hub was asked"))
+    assert error_of(lambda: pixelrnn.PixelRNN.from_pretrained(name)) == words
+    assert error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path / "weights" / "binarized-mnst")) is not None
+
+
+def test_a_name_that_reads_as_a_repo_id_still_goes_to_the_hub(tmp_path, monkeypatch):
+    from pixelrnn import hub
+
+    monkeypatch.chdir(tmp_path)  # no folder "alice" here
+    asked = []
+    monkeypatch.setattr(hub, "fetch", lambda repo_id, filename, *a, **k: asked.append((repo_id, filename)) or pytest.skip())
+    with pytest.raises(pytest.skip.Exception):
+        pixelrnn.PixelRNN.from_pretrained("alice/tiny")
+    assert asked == [("alice/tiny", "config.json")]

@@ -172,7 +172,7 @@ def test_config_is_complete_and_json_ready():
         (dict(batch_norm="yes"), "batch_norm must be true or false"),
         (dict(bidirectional=True), "would not be causal"),
         (dict(width=1024, channels=3, values="8bit", head_size=8192), "weight matrix"),
-        (dict(height=10**5000), "height must be between 1 and 1024, got a whole number of about 5001 digits"),
+        (dict(height=10**5000), "height must be between 1 and 1024, got a whole number of 5001 digits"),
         (dict(dropout=[[[[[[[[[0.5]]]]]]]]]), "dropout must be a number in [0, 1), got [[[[[[[...]]]]]]]"),
         (dict(cell="lstm", num_layers=16, bidirectional=True, mode="many-to-one", hidden_size=5792),
          "this configuration has 12,684,211,880 parameters (limit 268,435,456)"),
