@@ -65,6 +65,7 @@ class FakeHub:
     def __init__(self):
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
+        self.headers: list[dict] = []  # the headers of every request, in the same order (names in lower case)
         self.lock = threading.Lock()
         self._server = None
 
@@ -114,6 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method):
         url = urlsplit(self.path)
         self.hub.requests.append((method, url.path))
+        self.hub.headers.append({name.lower(): value for name, value in self.headers.items()})
         try:
             for route_method, pattern, action in ROUTES:
                 match = re.fullmatch(pattern, url.path)

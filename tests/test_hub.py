@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 import pixelrnn
-from conftest import free_port, settle_batch_norm, tiny
+from conftest import error_of, free_port, settle_batch_norm, tiny
 from hub_server import FakeHub
 from pixelrnn.card import card_fields, model_card
 
@@ -64,11 +65,12 @@ def hub_env(endpoint: str, hf_home: Path, token: str | None = ALICE, offline: bo
 
 
 def run_child(code: str, args: dict, *, endpoint: str, hf_home: Path, token: str | None = ALICE,
-              offline: bool = False, skip_pauses: bool = False) -> tuple[dict, str]:  # fmt: skip
+              offline: bool = False, skip_pauses: bool = False, env: dict | None = None) -> tuple[dict, str]:  # fmt: skip
     """Run `code` (which sets `result`) in a fresh interpreter; return `result` and everything it printed."""
     program = (NO_BACKOFF_PAUSES if skip_pauses else "") + CHILD_PRELUDE + code + "\nprint(json.dumps(result))\n"
     done = subprocess.run([sys.executable, "-c", program, json.dumps(args, default=str)], cwd=ROOT,
-                          env=hub_env(endpoint, hf_home, token, offline), capture_output=True, text=True, timeout=120)  # fmt: skip
+                          env={**hub_env(endpoint, hf_home, token, offline), **(env or {})}, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout + done.stderr
 
@@ -216,6 +218,8 @@ result = {
 """
 NO_NETWORK = """
 result = {
+    "load: a typo in a local path": error_of(lambda: pixelrnn.PixelRNN.from_pretrained("weights/binarized-mnst")),
+    "load: a local path that does not exist": error_of(lambda: pixelrnn.PixelRNN.from_pretrained("./no-such-folder")),
     "push: no network": error_of(lambda: publish.push(args["good"], "alice/tiny")),
     "load: no network": error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/tiny")),
 }
@@ -237,6 +241,9 @@ EXPECTED = {
     "push: config is not a pixelrnn config": "config.json is not a pixelrnn config: unknown option(s) model_type, vocab_size",
     "push: not a repo id": "'not a / valid // id' is not a Hub repo id like 'user/model'",
     "push: no network": "cannot reach the Hub at http://127.0.0.1:",
+    # said at once, without a Hub request: against a closed port, one would read "cannot reach the Hub"
+    "load: a typo in a local path": "there is no folder 'weights/binarized-mnst' on this machine (did you mean 'weights/binarized-mnist'?)",
+    "load: a local path that does not exist": "there is no folder './no-such-folder' on this machine",
 }  # fmt: skip
 
 
@@ -300,3 +307,85 @@ def test_the_models_own_push_to_hub_goes_through_the_same_checks(fake_hub, tmp_p
         files = fake_hub.files("alice/direct", branch)
         assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
         assert files["samples.png"].startswith(b"\x89PNG")
+
+
+# -- anonymous loads, and a Hub that never answers ----------------------------------------------
+
+ANONYMOUS = """
+load = pixelrnn.PixelRNN.from_pretrained
+result = {
+    "public": sorted(load("alice/public-model", token=False).state_dict()) == sorted(load(args["good"]).state_dict()),
+    "pickle only": error_of(lambda: load("alice/pickle-only", token=False)),
+    "private": error_of(lambda: load("alice/secret", token=False)),
+}
+"""
+
+
+def test_a_load_with_token_false_sends_no_token_even_with_hf_token_set(tmp_path):
+    good = make_checkpoint(tmp_path / "good", seed=3)
+    checkpoint = {name: (good / name).read_bytes() for name in ("config.json", "model.safetensors")}
+    pickle_bytes = io.BytesIO()
+    torch.save({"weights": torch.zeros(2)}, pickle_bytes)
+    server = FakeHub().start()
+    try:
+        server.add_repo("alice/public-model", checkpoint)
+        server.add_repo("alice/secret", checkpoint, private=True)
+        server.add_repo("alice/pickle-only", {"config.json": checkpoint["config.json"], "pytorch_model.bin": pickle_bytes.getvalue()})
+        # HF_TOKEN is alice's, who owns every repo here: with it, each of these loads would work
+        result, _ = run_child(ANONYMOUS, {"good": good}, endpoint=server.endpoint, hf_home=tmp_path / "home", token=ALICE)
+        anonymous = list(zip(server.requests, server.headers))
+        run_child('result = pixelrnn.PixelRNN.from_pretrained("alice/secret").config', {}, endpoint=server.endpoint,
+                  hf_home=tmp_path / "owner-home", token=ALICE)  # fmt: skip
+    finally:
+        server.stop()
+    assert result["public"] is True
+    assert "refusing to load pickle checkpoint file(s) pytorch_model.bin" in result["pickle only"]
+    assert "Hub repo alice/secret was not found, or it is private" in result["private"]
+    paths = [path for (_, path), _ in anonymous]
+    assert "/api/models/alice/pickle-only/tree/main" in paths  # the listing of the error path was anonymous too
+    assert [path for (_, path), headers in anonymous if "authorization" in headers] == []
+    owner = server.headers[len(anonymous):]
+    assert owner and all(headers.get("authorization") == f"Bearer {ALICE}" for headers in owner)  # the control
+
+
+@pytest.fixture
+def silent_hub():
+    """An endpoint that accepts connections (the kernel's backlog) and never answers a byte."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+NEVER_ANSWERS = """
+result = {
+    "load": error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/tiny")),
+    "push": error_of(lambda: publish.push(args["good"], "alice/tiny")),
+    "push to a bare name": error_of(lambda: publish.push(args["good"], "tiny")),
+}
+"""
+
+
+def test_a_hub_that_never_answers_ends_loading_and_pushing_with_a_clear_message(silent_hub, tmp_path):
+    good = make_checkpoint(tmp_path / "good", seed=3)
+    result, output = run_child(NEVER_ANSWERS, {"good": good}, endpoint=silent_hub, hf_home=tmp_path / "home",
+                               env={"PIXELRNN_HUB_TIMEOUT": "1.5"})  # fmt: skip
+    said = f"the Hub at {silent_hub} did not answer within 1.5 s while trying to"
+    assert result == {
+        "load": f"{said} fetch alice/tiny: try again later (PIXELRNN_HUB_TIMEOUT sets how long to wait)",
+        "push": f"{said} publish alice/tiny: try again later (PIXELRNN_HUB_TIMEOUT sets how long to wait)",
+        "push to a bare name": f"{said} publish tiny: try again later (PIXELRNN_HUB_TIMEOUT sets how long to wait)",
+    }
+    assert "Retrying" not in output  # given up at the first timeout, not retried
+
+
+def test_the_hub_timeout_is_sixty_seconds_unless_the_environment_says_otherwise(monkeypatch):
+    from pixelrnn import hub
+
+    monkeypatch.delenv("PIXELRNN_HUB_TIMEOUT", raising=False)
+    assert hub.hub_timeout() == hub.HUB_TIMEOUT == 60
+    monkeypatch.setenv("PIXELRNN_HUB_TIMEOUT", "2.5")
+    assert hub.hub_timeout() == 2.5
+    for bad in ("soon", "0", "-1", "nan", "1e9"):
+        monkeypatch.setenv("PIXELRNN_HUB_TIMEOUT", bad)
+        assert "PIXELRNN_HUB_TIMEOUT must be a number of seconds" in error_of(hub.hub_timeout)
