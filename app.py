@@ -13,6 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import pixelrnn  # noqa: E402
 from app_support import pictures  # noqa: E402
@@ -62,18 +63,22 @@ def model_updates(model_key):
     """What changes with the model in use: its description, the rows slider, the samples of its card, the canvas."""
     model = MODELS.get(model_key)
     height, width = model.config["height"], model.config["width"]
-    samples = weights_dir() / model_key.partition(":")[2] / "samples.png" if model_key.startswith("local:") else None
     return (
         describe(model, model_key, MODELS.metrics(model_key)),
         gr.update(maximum=height, value=height // 2),
-        str(samples) if samples is not None and samples.is_file() else None,
-        gr.update(canvas_size=_canvas_size(width, height), value=None),
+        MODELS.samples(model_key),
+        gr.update(canvas_size=_canvas_size(width, height), value=_blank_canvas(width, height)),
     )
 
 
 def _canvas_size(width, height):
     scale = max(1, 320 // max(width, height))
     return (width * scale, height * scale)
+
+
+def _blank_canvas(width, height):
+    """White paper to draw on in black (or in colour): gray models read it inverted, as MNIST digits."""
+    return {"background": Image.new("RGBA", _canvas_size(width, height), "white"), "layers": [], "composite": None}
 
 
 @friendly_errors
@@ -164,7 +169,7 @@ def complete_drawing(drawing, keep_rows, completions, temperature, seed, model_k
     composite = (drawing or {}).get("composite") if isinstance(drawing, dict) else drawing
     if composite is None:
         raise pixelrnn.PixelRNNError("draw something first (or upload an image and erase its lower part)")
-    original = pixelrnn.load_image(composite, model, invert="auto")
+    original = pixelrnn.load_image(composite, model, invert="auto" if model.config["channels"] == 1 else False)
     steps = pixelrnn.complete(model, original, keep_rows=int(keep_rows), n=int(completions), temperature=float(temperature),
                               seed=None if seed is None else int(seed))  # fmt: skip
     unique = pictures.UniqueFrames()
@@ -332,9 +337,9 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                     reconstruct_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-button")
                 with gr.Column(scale=2):
                     with gr.Row():
-                        model_view = gr.Image(label="as the model sees it", format="png", type="pil", elem_classes="pixels", elem_id="model-view")
-                        result = gr.Image(label="result", format="png", type="pil", elem_classes="pixels", elem_id="result")
-                        errors = gr.Image(label="error map", format="png", type="pil", elem_classes="pixels", elem_id="error-map")
+                        model_view = gr.Image(label="as the model sees it", format="png", type="pil", height=240, elem_classes="pixels", elem_id="model-view")
+                        result = gr.Image(label="result", format="png", type="pil", height=240, elem_classes="pixels", elem_id="result")
+                        errors = gr.Image(label="error map", format="png", type="pil", height=240, elem_classes="pixels", elem_id="error-map")
                     gr.Markdown("Error map: blue where the result misses a value that is on, red where it adds one; "
                                 "for 8-bit models, brighter is further off. Rows not drawn yet stay black.")
                     sampling_loss, nll, bits, error_rate = _result_numbers()
@@ -343,10 +348,11 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
         with gr.Tab("Draw and complete", id="draw"):
             with gr.Row():
                 with gr.Column(scale=1):
+                    gr.Markdown("Draw the top rows, or upload an image and erase its lower part; the model draws the rest.")
                     drawing = gr.ImageEditor(
-                        label="draw the top rows (or upload an image and erase its lower part)", type="pil", image_mode="RGBA",
+                        label="your drawing", type="pil", image_mode="RGBA",
                         sources=["upload", "clipboard"], canvas_size=(280, 280), fixed_canvas=True, layers=False, transforms=(),
-                        brush=gr.Brush(colors=["#ffffff", "#000000", "#ff0000", "#00c000", "#0060ff"], default_size=14),
+                        brush=gr.Brush(colors=["#000000", "#ff0000", "#00c000", "#0060ff", "#ffffff"], default_size=14),
                         elem_classes="pixels", elem_id="drawing",
                     )  # fmt: skip
                     draw_keep_rows = gr.Slider(0, 28, value=14, step=1, label="keep the first rows", elem_id="draw-keep-rows")
@@ -356,7 +362,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                         draw_seed = gr.Number(0, precision=0, label="seed", elem_id="draw-seed")
                     draw_button = gr.Button("Complete", variant="primary", elem_id="draw-button")
                 with gr.Column(scale=2):
-                    completion_grid = gr.Image(label="completions", format="png", type="pil", elem_classes="pixels", elem_id="completion-grid")
+                    completion_grid = gr.Image(label="completions", format="png", type="pil", height=380, elem_classes="pixels", elem_id="completion-grid")
                     completion_losses = gr.Dataframe(headers=["completion", "sampling loss (nats per value)"], interactive=False, elem_id="completion-losses")
 
         with gr.Tab("Compare", id="compare"):
@@ -372,8 +378,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                     compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
                 with gr.Column(scale=2):
                     with gr.Row():
-                        first_result = gr.Image(label="model A", format="png", type="pil", elem_classes="pixels", elem_id="result-a")
-                        second_result = gr.Image(label="model B", format="png", type="pil", elem_classes="pixels", elem_id="result-b")
+                        first_result = gr.Image(label="model A", format="png", type="pil", height=300, elem_classes="pixels", elem_id="result-a")
+                        second_result = gr.Image(label="model B", format="png", type="pil", height=300, elem_classes="pixels", elem_id="result-b")
                     with gr.Row():
                         first_loss = gr.Textbox(label="sampling loss, A", max_lines=1, interactive=False, elem_id="loss-a")
                         second_loss = gr.Textbox(label="sampling loss, B", max_lines=1, interactive=False, elem_id="loss-b")
@@ -387,7 +393,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                 random_seed = gr.Checkbox(False, label="random seed")
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             with gr.Row():
-                grid = gr.Image(label="samples", format="png", type="pil", elem_classes="pixels", elem_id="samples", scale=3)
+                grid = gr.Image(label="samples", format="png", type="pil", height=420, elem_classes="pixels", elem_id="samples", scale=3)
                 seed_used = gr.Number(None, label="seed used", precision=0, interactive=False, scale=1, elem_id="seed-used")
 
         with gr.Tab("Train", id="train"):

@@ -84,6 +84,7 @@ class Models:
         self._loaded = OrderedDict()
         self._trained = {}  # run id -> checkpoint folder
         self._metrics = {}  # key -> the metrics its card states
+        self._samples = {}  # key -> a grid of samples drawn here
         self._lock = threading.Lock()
 
     def get(self, key: str) -> pixelrnn.PixelRNN:
@@ -112,11 +113,28 @@ class Models:
         with self._lock:
             self._trained.pop(run_id, None)
             self._loaded.pop(f"trained:{run_id}", None)
+            self._samples.pop(f"trained:{run_id}", None)
 
     def metrics(self, key: str) -> dict:
         """What the model's card says it measured (empty when it says nothing, or could not be read)."""
         with self._lock:
             return dict(self._metrics.get(key or default_key(), {}))
+
+    def samples(self, key: str):
+        """A grid of 16 samples (seed 0): the checkpoint's samples.png, else drawn once and kept."""
+        key = key or default_key()
+        kind, _, name = key.partition(":")
+        shipped = weights_dir() / name / "samples.png"
+        if kind == "local" and shipped.is_file():
+            return str(shipped)
+        with self._lock:
+            if key in self._samples:
+                return self._samples[key]
+        *_, last = pixelrnn.generate(self.get(key), n=16, seed=0)
+        picture = pixelrnn.to_pil(last.image, self.get(key))
+        with self._lock:
+            self._samples[key] = picture
+        return picture
 
     def _load(self, key: str):
         kind, _, name = key.partition(":")

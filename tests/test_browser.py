@@ -150,3 +150,64 @@ def test_train_a_tiny_model_on_an_upload_and_use_it(page):
     wait_until_streamed(page, "#samples")
     width = shown_image(page, "#samples").width
     assert width % (4 * 9 + 1) == 0  # 16 samples of 8x8 in a 4x4 grid with 1-pixel gaps, upscaled
+
+
+def test_draw_then_let_the_model_complete_it_several_ways(page):
+    page.get_by_role("tab", name="Draw and complete").click()
+    canvas = page.locator("#drawing canvas").first
+    expect(canvas).to_be_visible()
+    page.locator("#drawing button[aria-label*='Brush' i], #drawing button[title*='Brush' i], #drawing button[aria-label*='Draw' i]").first.click()
+    box = canvas.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 0.3 * w, y0 + 0.15 * h)  # a stroke across the top of the canvas
+    page.mouse.down()
+    page.mouse.move(x0 + 0.7 * w, y0 + 0.4 * h, steps=12)
+    page.mouse.up()
+    set_slider(page, "completions", 4)
+    page.click("#draw-button")
+    expect(page.locator("#completion-grid img")).to_be_visible()
+    wait_until_streamed(page, "#completion-grid")
+    expect(page.locator("#completion-losses").get_by_role("row")).to_have_count(5)  # a header and one row each
+    grid = shown_image(page, "#completion-grid")
+    assert grid.size == (2 * 29 + 1, 2 * 29 + 1)  # 4 completions of 28x28 in a 2x2 grid with 1-pixel gaps
+    top_rows = np.asarray(grid)[1:15, 1:29]
+    assert top_rows.max() > 0, "the stroke drawn on the canvas reached the model"
+    screenshot(page, "draw")
+
+
+def test_compare_two_models_on_one_example(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-upload input[type=file]").set_input_files(str(EXAMPLES / "digit-7-on-paper.png"))
+    page.click("#compare-button")
+    expect(page.locator("#loss-a input")).not_to_have_value("")
+    wait_until_streamed(page, "#result-b")
+    model = library_model()
+    *_, last = pixelrnn.reconstruct(model, pixelrnn.load_image(EXAMPLES / "digit-7-on-paper.png", model, invert="auto"))
+    assert float(page.locator("#loss-a input").input_value()) == pytest.approx(last.loss, abs=1e-3)
+    expect(page.locator("#compare-plot")).to_contain_text("A: binarized-mnist")
+    screenshot(page, "compare")
+
+
+def test_a_link_with_a_model_opens_the_page_on_that_model(browser):
+    _, url, _ = served()
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url + "?model=rgb-8bit", wait_until="domcontentloaded")
+    expect(page.locator("#model-info")).to_contain_text("8x8 RGB")
+    expect(page.locator("#model-info a", has_text="share this model")).to_have_attribute("href", "?model=rgb-8bit")
+    page.goto(url + "?model=nobody/missing-model", wait_until="domcontentloaded")
+    expect(page.locator("#model-info")).to_contain_text("could not be loaded")
+    expect(page.locator("#model-info")).to_contain_text("binarized-mnist")  # the default stays in use
+    page.close()
+
+
+def test_the_phone_view_shows_samples_first_and_folds_the_hub_loader(browser):
+    _, url, _ = served()
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(url, wait_until="domcontentloaded")
+    expect(page.locator("#model-info")).to_contain_text("binarized-mnist")
+    expect(page.locator("#hub-repo")).to_be_hidden()
+    samples = page.locator("#card-samples img")
+    expect(samples).to_be_visible()
+    assert samples.bounding_box()["y"] < 844  # on the first screen, without a click
+    screenshot(page, "phone")
+    page.close()
