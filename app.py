@@ -34,6 +34,8 @@ CONCURRENCY, QUEUE_SIZE = int(os.environ.get("PIXELRNN_CONCURRENCY", 4)), 64
 THREADS = int(os.environ.get("PIXELRNN_THREADS", 1))  # per process; concurrent requests share them (README: threads)
 FRAMES_PER_SECOND = 12  # streamed pictures; the last row is always sent
 PLOT_EVERY = 0.5  # seconds between curve updates
+# Plots name their series by colour in their labels: the plot's own legend shows no labels in this Gradio.
+TRAIN_COLORS, COMPARE_COLORS = {"train": "#4c78a8", "valid": "#e45756"}, {"A": "#4c78a8", "B": "#f58518"}
 
 torch.set_num_threads(THREADS)
 DEVICE = pick_device()
@@ -190,7 +192,7 @@ def compare(image, invert, how, keep_rows, seed, first_key, second_key):
     models = [MODELS.get(first_key), MODELS.get(second_key)]
     originals = [pixelrnn.load_image(image, m, invert="auto" if invert else False) for m in models]
     runs = [_steps(m, x, how, min(int(keep_rows), m.config["height"]), "sample", 1.0, seed) for m, x in zip(models, originals)]
-    names = [f"A: {label(first_key)}", f"B: {label(second_key)}"]
+    names = list(COMPARE_COLORS)
     unique, sent = pictures.UniqueFrames(), [None, None]
     for pair in pictures.paced(_side_by_side(runs), FRAMES_PER_SECOND, REQUEST_SECONDS):
         shown = [gr.skip() if step is old else unique(pictures.picture(step.image, m)) for step, old, m in zip(pair, sent, models)]
@@ -383,7 +385,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                     with gr.Row():
                         first_loss = gr.Textbox(label="sampling loss, A", max_lines=1, interactive=False, elem_id="loss-a")
                         second_loss = gr.Textbox(label="sampling loss, B", max_lines=1, interactive=False, elem_id="loss-b")
-                    compare_plot = gr.LinePlot(x="row", y="loss", color="model", label="loss per row (nats per value)", height=240, elem_id="compare-plot")
+                    compare_plot = gr.LinePlot(x="row", y="loss", color="model", color_map=COMPARE_COLORS, colors_in_legend=[],
+                                              label="loss per row (nats per value): A (blue), B (orange)", height=340, elem_id="compare-plot")
 
         with gr.Tab("Generate", id="generate"):
             with gr.Row():
@@ -421,8 +424,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                         train_button = gr.Button("Train", variant="primary", elem_id="train-button")
                         stop_button = gr.Button("Stop", variant="stop")
                 with gr.Column():
-                    loss_plot = gr.LinePlot(x="step", y="nll", color="series", color_map={"train": "#4c78a8", "valid": "#e45756"},
-                                            label="NLL (nats per image): train and valid", height=300, elem_id="loss-plot")  # fmt: skip
+                    loss_plot = gr.LinePlot(x="step", y="nll", color="series", color_map=TRAIN_COLORS, colors_in_legend=[],
+                                            label="NLL (nats per image): train (blue), valid (red)", height=380, elem_id="loss-plot")  # fmt: skip
                     train_status = gr.Markdown(elem_id="train-status")
                     download = gr.File(label="download the model (safetensors)", interactive=False)
                     with gr.Accordion("Push to the Hugging Face Hub", open=False):

@@ -90,5 +90,12 @@ def row_loss_curves(curves: dict) -> pd.DataFrame:
 
 
 def loss_frame(history: list) -> pd.DataFrame:
-    """(step, nll, series) records -> the training curve, train and valid named."""
-    return pd.DataFrame(history, columns=["step", "nll", "series"])
+    """(step, nll, series) records -> the training curve, train and valid named.
+
+    Both series are there from the first update (valid as an empty point until its first figure): the page's
+    plot fixes its colours and legend on the first data it gets.
+    """
+    frame = pd.DataFrame(history, columns=["step", "nll", "series"])
+    missing = [name for name in ("train", "valid") if name not in set(frame["series"])]
+    placeholders = pd.DataFrame([(frame["step"].min() if len(frame) else 0, float("nan"), name) for name in missing], columns=frame.columns)
+    return pd.concat([frame, placeholders], ignore_index=True) if missing else frame

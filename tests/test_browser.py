@@ -184,7 +184,7 @@ def test_compare_two_models_on_one_example(page):
     model = library_model()
     *_, last = pixelrnn.reconstruct(model, pixelrnn.load_image(EXAMPLES / "digit-7-on-paper.png", model, invert="auto"))
     assert float(page.locator("#loss-a input").input_value()) == pytest.approx(last.loss, abs=1e-3)
-    expect(page.locator("#compare-plot")).to_contain_text("A: binarized-mnist")
+    expect(page.locator("#compare-plot")).to_contain_text("A (blue), B (orange)")
     screenshot(page, "compare")
 
 
