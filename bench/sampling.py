@@ -5,10 +5,14 @@ Both paths share the row head; they differ only in how each row's context is com
 - prefix: the parallel pass over all rows produced so far, for every row (H(H+1)/2 RNN steps);
 - naive (also printed, small models only): a full forward pass over the whole image for every value, the
   way many PixelCNN codebases sample.
+Then the row head's own loop, on the shipped checkpoints and the colour model's shape: `generate` with the
+library's sampler against `reference_sample_token`, the loop it replaced (a pass over the whole head for
+every value, in Python), with the share of images that came out identical for the same seed.
 Timings are the best of `--repeats` runs, measured in one process so the ratios hold on a noisy machine.
 
-    python bench/sampling.py            # the figures in the README
+    python bench/sampling.py --threads 1    # the figures in the README (also with --threads 2)
 """
+import functools
 import argparse
 import sys
 import time
@@ -51,24 +55,63 @@ def generate_naive(model, n, generator):
     return x
 
 
-def best_time(function, repeats, *args):
+def reference_sample_token(model, context, temperature=1.0, greedy=False, generator=None):
+    """The masked row head's sampler before the sampling plan: a pass over the whole head for every value."""
+    c, head = model.config, model.head
+    values, size, k = c["values"], model.token_size, model.params_per_value
+    if greedy:
+        draw = lambda params, d: distributions.mode(params, values)  # noqa: E731
+    else:
+        shape = (context.shape[0], size, distributions.noise_size(values, c["mixtures"]))
+        uniform = torch.rand(shape, generator=generator, device=context.device, dtype=context.dtype)
+        noise = distributions.prepare_noise(uniform, values)
+        draw = lambda params, d: distributions.sample(params, noise[:, d], values, temperature)  # noqa: E731
+    in_weight = head.inp.weight * head.inp.mask  # (head, D)
+    out_weight = (head.out.weight * head.out.mask).unflatten(0, (size, k))  # (D, K, head)
+    out_bias = (head.out.bias + head.context_out(context)).unflatten(-1, (size, k))  # (B, D, K)
+    pre_activation = head.context_in(context) + head.inp.bias
+    direct = None if head.direct is None else (head.direct.weight * head.direct.mask).unflatten(0, (size, k))
+    drawn = torch.zeros_like(out_bias[..., 0])  # normalized values drawn so far, for the direct connections
+    tokens, params = [], []
+    for d in range(size):
+        params.append(torch.addmm(out_bias[:, d], head._hidden(pre_activation), out_weight[d].T))
+        if direct is not None and d > 0:
+            params[-1] = torch.addmm(params[-1], drawn[:, :d], direct[d, :, :d].T)
+        tokens.append(draw(params[-1], d))
+        value = distributions.normalize(tokens[-1], values)
+        pre_activation = torch.addr(pre_activation, value, in_weight[:, d])
+        drawn[:, d] = value
+    return torch.stack(tokens, dim=1), torch.stack(params, dim=1)
+
+
+def generate_images(model, n, seed, reference=False):
+    if reference:  # the instance attribute shadows the method for this model only
+        model.sample_token = functools.partial(reference_sample_token, model)
+    try:
+        *_, last = pixelrnn.generate(model, n=n, seed=seed)
+    finally:
+        model.__dict__.pop("sample_token", None)
+    return last.image
+
+
+def row_head_models():
+    root = Path(__file__).resolve().parents[1] / "weights"
+    models = {name: pixelrnn.PixelRNN.from_pretrained(root / name) for name in ("binarized-mnist", "photos-rgb") if (root / name).is_dir()}
+    colour = dict(height=32, width=32, channels=3, values="8bit", hidden_size=512, head_size=512)  # the CIFAR-10 run's
+    models["colour (untrained)"] = pixelrnn.PixelRNN(**colour).eval()
+    return models
+
+
+def best_time(function, repeats, *args, clock=time.perf_counter):
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         function(*args)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=64, help="images per batch")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+def carried_state(args):
     models = {
         "14x14 binary": pixelrnn.PixelRNN(height=14, width=14),
         "28x28 binary": pixelrnn.PixelRNN(),
@@ -89,6 +132,32 @@ def main():
     carried = best_time(generate_carried, 1, small, args.n, generator)
     naive = best_time(generate_naive, 1, small, args.n, generator)
     print(f"naive full forward pass per value, 14x14 binary: {naive:.2f} s, {naive / carried:.0f}x the carried state")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=64, help="images per batch")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    parser.add_argument("--head-n", type=int, default=16, help="images per batch for the row head comparison")
+    parser.add_argument("--only-head", action="store_true", help="skip the carried-state comparison")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if not args.only_head:
+        carried_state(args)
+
+    print(f"\nrow head: generate {args.head_n} images, library vs the replaced per-value loop, {torch.get_num_threads()} threads")
+    print(f"(CPU seconds of this process, best of {args.repeats} after a warm-up: steadier than wall time on a shared machine)")
+    print(f"{'model':<21}{'values':>8}{'library s':>11}{'replaced s':>12}{'speed-up':>10}{'same images':>13}")
+    for name, model in row_head_models().items():
+        generate_images(model, args.head_n, 0)  # scripts the loop and lets TorchScript specialize it
+        ours = best_time(generate_images, args.repeats, model, args.head_n, 0, clock=time.process_time)
+        theirs = best_time(generate_images, args.repeats, model, args.head_n, 0, True, clock=time.process_time)
+        same = (generate_images(model, args.head_n, 1) == generate_images(model, args.head_n, 1, True)).flatten(1).all(1)
+        size = model.num_tokens * model.token_size
+        print(f"{name:<21}{size:>8}{ours:>11.3f}{theirs:>12.3f}{theirs / ours:>9.1f}x{f'{int(same.sum())}/{len(same)}':>13}")
 
 
 if __name__ == "__main__":

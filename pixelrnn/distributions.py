@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 LEVELS = {"binary": 2, "8bit": 256}
-_MIN_LOG_SCALE = -7.0
 
 
 def params_per_value(values: str, mixtures: int) -> int:
@@ -18,7 +17,8 @@ def params_per_value(values: str, mixtures: int) -> int:
 
 def normalize(x: torch.Tensor, values: str) -> torch.Tensor:
     """Value space (0/1 or 0..255) -> [-1, 1], the network's input scale."""
-    return x * (2.0 / (LEVELS[values] - 1)) - 1.0
+    levels = 2 if values == "binary" else 256  # LEVELS, spelled out for TorchScript (see model._sample_values)
+    return x * (2.0 / (levels - 1)) - 1.0
 
 
 def log_prob(params: torch.Tensor, x: torch.Tensor, values: str) -> torch.Tensor:
@@ -45,7 +45,7 @@ def _logistic_mixture_log_prob(params: torch.Tensor, x: torch.Tensor) -> torch.T
     params (..., 3M): mixture logits, means, log-scales; x (..., L) levels in 0..255 -> (..., L).
     """
     logits, means, log_scales = params.unsqueeze(-2).chunk(3, dim=-1)  # (..., 1, M) each
-    log_scales = log_scales.clamp(min=_MIN_LOG_SCALE)
+    log_scales = _clamp_log_scale(log_scales)
     centered = normalize(x, "8bit").unsqueeze(-1) - means  # (..., L, M)
     inv_scale = torch.exp(-log_scales)
     plus_in = inv_scale * (centered + 1.0 / 255)
@@ -59,6 +59,11 @@ def _logistic_mixture_log_prob(params: torch.Tensor, x: torch.Tensor) -> torch.T
     x = x.unsqueeze(-1).expand_as(centered)
     log_probs = torch.where(x < 0.5, log_cdf_plus, torch.where(x > 254.5, log_one_minus_cdf_min, log_mid))
     return torch.logsumexp(log_probs + torch.log_softmax(logits, dim=-1), dim=-1)
+
+
+def _clamp_log_scale(log_scales: torch.Tensor) -> torch.Tensor:
+    """Log-scales below -7 (far narrower than a level) count as -7: a literal, so TorchScript can compile it."""
+    return log_scales.clamp(min=-7.0)
 
 
 def noise_size(values: str, mixtures: int) -> int:
@@ -81,15 +86,21 @@ def sample(params: torch.Tensor, noise: torch.Tensor, values: str, temperature: 
 
     Binary: softmax over the two levels at temperature T, i.e. Bernoulli(sigmoid(logit / T)).
     8-bit: PixelCNN++'s sampler, exact at T = 1; T sharpens the mixture weights and scales the logistic.
+    Called once per value while sampling, so it is written in few tensor operations (and scriptable).
     """
     if values == "binary":
         return (params[..., 0] > temperature * noise[..., 0]).to(params.dtype)
-    logits, means, log_scales = params.chunk(3, dim=-1)
-    component = (logits / temperature + noise[..., :-1]).argmax(-1, keepdim=True)
-    mean = means.gather(-1, component)[..., 0]
-    scale = log_scales.clamp(min=_MIN_LOG_SCALE).gather(-1, component)[..., 0].exp()
-    x = mean + temperature * scale * noise[..., -1]
-    return ((x + 1) * 127.5).round().clamp(0, 255)
+    logits, rest = params.unflatten(-1, (3, -1)).split([1, 2], dim=-2)  # (..., 1, M), (..., 2, M)
+    if temperature != 1.0:
+        logits = logits / temperature
+    component = (logits[..., 0, :] + noise[..., :-1]).argmax(-1, keepdim=True)  # (..., 1)
+    index = component.unsqueeze(-2).expand(list(rest.shape[:-1]) + [1])
+    mean, log_scale = rest.gather(-1, index)[..., 0].unbind(-1)  # the chosen component's
+    scale = _clamp_log_scale(log_scale).exp()
+    if temperature != 1.0:
+        scale = temperature * scale
+    x = torch.addcmul(mean, scale, noise[..., -1])
+    return x.add_(1).mul_(127.5).round_().clamp_(0, 255)
 
 
 def mode(params: torch.Tensor, values: str) -> torch.Tensor:
@@ -107,7 +118,7 @@ def _logistic_mixture_level_probs(params: torch.Tensor) -> torch.Tensor:
     """
     logits, means, log_scales = params.chunk(3, dim=-1)  # (..., M)
     edges = normalize(torch.arange(255, device=params.device, dtype=params.dtype) + 0.5, "8bit")  # inner edges
-    inv_scale = torch.exp(-log_scales.clamp(min=_MIN_LOG_SCALE))
+    inv_scale = torch.exp(-_clamp_log_scale(log_scales))
     cdf = torch.sigmoid((edges[:, None] - means.unsqueeze(-2)) * inv_scale.unsqueeze(-2))  # (..., 255, M)
     cdf = F.pad(cdf, (0, 0, 1, 1), value=0.0)
     cdf[..., -1, :] = 1.0

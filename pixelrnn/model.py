@@ -11,8 +11,8 @@ NOTE: the row head is a MADE-style masked network (Germain et al. 2015), so the 
 are predicted autoregressively and the likelihood is exact; `row_head="independent"` is the original
 design, where they are conditionally independent given the tokens above.
 """
-import inspect
-import reprlib
+import warnings
+from typing import List, NamedTuple, Tuple
 
 import inspect
 import reprlib
@@ -212,15 +212,12 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
     def sample_token(self, context, temperature=1.0, greedy=False, generator=None):
         """Draw one token (B, D) value by value; returns it with the parameters each value was drawn from."""
         c = self._config
-        values = c["values"]
-        if greedy:
-            draw = lambda params, d: distributions.mode(params, values)  # noqa: E731
-        else:
-            shape = (context.shape[0], self.token_size, distributions.noise_size(values, c["mixtures"]))
+        noise = None  # greedy: the most likely level of each value
+        if not greedy:
+            shape = (context.shape[0], self.token_size, distributions.noise_size(c["values"], c["mixtures"]))
             uniform = torch.rand(shape, generator=generator, device=context.device, dtype=context.dtype)
-            noise = distributions.prepare_noise(uniform, values)
-            draw = lambda params, d: distributions.sample(params, noise[:, d], values, temperature)  # noqa: E731
-        return self.head.sample(context, draw, lambda v: distributions.normalize(v, values))
+            noise = distributions.prepare_noise(uniform, c["values"])
+        return self.head.sample(context, c["values"], float(temperature), noise)
 
     # -- pieces -------------------------------------------------------------------------------------
     def _encode(self, inputs):
@@ -241,9 +238,12 @@ class IndependentRowHead(nn.Module):
     def forward(self, context, inputs):  # (B, T, hidden), ignored -> (B, T, D, K)
         return self.out(context).unflatten(-1, (self.token_size, self.params_per_value))
 
-    def sample(self, context, draw, normalize):
+    def sample(self, context, values, temperature, noise):
+        """Draw a token (B, D) at once (noise None: the most likely levels); returns it and its parameters."""
         params = self(context.unsqueeze(1), None)[:, 0]
-        return draw(params, slice(None)), params
+        if noise is None:
+            return distributions.mode(params, values), params
+        return distributions.sample(params, noise, values, temperature), params
 
 
 class MaskedLinear(nn.Linear):
@@ -277,6 +277,8 @@ class MaskedRowHead(nn.Module):
         )
         self.out = MaskedLinear(head_size, token_size * params_per_value, output_degree[:, None] > hidden_degree[None, :])
         self.context_out = nn.Linear(context_size, token_size * params_per_value)
+        self.register_buffer("hidden_degree", hidden_degree, persistent=False)
+        self._plan = None  # (parameter versions, _SamplingPlan), see `sample`
         self.direct = None
         if direct_connections:
             self.direct = MaskedLinear(token_size, token_size * params_per_value, output_degree[:, None] > input_degree[None, :], bias=False)
@@ -294,27 +296,127 @@ class MaskedRowHead(nn.Module):
             a = F.relu(layer(a))
         return a
 
-    def sample(self, context, draw, normalize):
-        """D small passes; the input layer is updated incrementally and only value d's outputs are computed."""
-        k = self.params_per_value
-        in_weight = self.inp.weight * self.inp.mask  # (head, D)
-        out_weight = (self.out.weight * self.out.mask).unflatten(0, (self.token_size, k))  # (D, K, head)
-        out_bias = (self.out.bias + self.context_out(context)).unflatten(-1, (self.token_size, k))  # (B, D, K)
-        # Values not drawn yet enter as 0; the masks keep them away from every output still to come.
-        pre_activation = self.context_in(context) + self.inp.bias
-        tokens, params = [], []
-        direct = None if self.direct is None else (self.direct.weight * self.direct.mask).unflatten(0, (self.token_size, k))
-        drawn = torch.zeros_like(out_bias[..., 0])  # normalized values drawn so far, for the direct connections
-        for d in range(self.token_size):
-            params.append(torch.addmm(out_bias[:, d], self._hidden(pre_activation), out_weight[d].T))
-            if direct is not None and d > 0:
-                params[-1] = torch.addmm(params[-1], drawn[:, :d], direct[d, :, :d].T)
-            tokens.append(draw(params[-1], d))
-            value = normalize(tokens[-1])
-            pre_activation = torch.addr(pre_activation, value, in_weight[:, d])
-            drawn[:, d] = value
-        token, params = torch.stack(tokens, dim=1), torch.stack(params, dim=1)
+    def sample(self, context, values, temperature, noise):
+        """Draw a token value by value: context (B, hidden) -> token (B, D) and its parameters (B, D, K).
+
+        `noise` (B, D, noise_size) is prepared by `distributions.prepare_noise`; None picks the most likely
+        level of each value. The loop itself is `_sample_values`. Its sums run in another order than the
+        parallel pass's, so the parameters match `token_params` to float rounding, and a draw that falls
+        within rounding of a level boundary may differ from the one the replaced loop made.
+        """
+        plan = self._sampling_plan(values)
+        with torch.no_grad():  # draws are discrete: nothing here has a gradient
+            params = torch.addmm(plan.out_bias, context, self.context_out.weight.T)  # (B, D K)
+            params = params.unflatten(-1, (self.token_size, self.params_per_value))
+            pre_activation = torch.addmm(plan.in_bias, context, plan.context_in)  # (B, head), by degree
+            if noise is None:
+                noise = params.new_zeros(params.shape[0], 0)
+            token = _sample_values_compiled()(
+                params, pre_activation, noise, values, temperature, plan.bounds, plan.in_weight, plan.hidden, plan.future,
+                self.direct is not None,
+            )  # fmt: skip
         return token, params
+
+    def _sampling_plan(self, values: str) -> "_SamplingPlan":
+        """The masked weights rearranged for `sample`, rebuilt only when a parameter changes."""
+        key = (values, *((p.data_ptr(), p._version) for p in self.parameters()))
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, self._build_sampling_plan(values))
+        return self._plan[1]
+
+    @torch.no_grad()
+    def _build_sampling_plan(self, values: str) -> "_SamplingPlan":
+        size, k = self.token_size, self.params_per_value
+        degree = self.hidden_degree
+        order = torch.argsort(degree, stable=True)
+        bounds = [int((degree <= m).sum()) for m in range(size)]  # units of degree <= m come first
+        # Levels enter as they are drawn: the normalization (level * scale - 1) is folded into the weights,
+        # its offset into the biases. A unit or a parameter is only read once all its inputs are in, so
+        # adding every input's offset at the start gives the same sums.
+        scale = float(distributions.normalize(torch.ones(()), values) + 1)
+        in_weight = (self.inp.weight * self.inp.mask)[order]  # (head, D)
+        out_bias = self.out.bias + self.context_out.bias
+        future = []
+        out_weight = (self.out.weight * self.out.mask)[:, order]  # (D K, head)
+        for d in range(size - 1):
+            rows = slice((d + 1) * k, None)  # the parameters of values d + 1 ...
+            columns = [out_weight[rows, bounds[d] : bounds[d + 1]].T]
+            if self.direct is not None:
+                columns.append(scale * (self.direct.weight[rows, d] * self.direct.mask[rows, d])[None])
+            future.append(torch.cat(columns).contiguous())  # (units + 1, (D - d - 1) K)
+        if self.direct is not None:
+            out_bias = out_bias - (self.direct.weight * self.direct.mask).sum(1)
+        return _SamplingPlan(
+            order=order, bounds=bounds,
+            context_in=self.context_in.weight[order].T, in_bias=(self.context_in.bias + self.inp.bias)[order] - in_weight.sum(1),
+            in_weight=(scale * in_weight).T.contiguous(), out_bias=out_bias, future=future,
+            hidden=[((layer.weight * layer.mask)[order][:, order], layer.bias[order]) for layer in self.hidden],
+        )  # fmt: skip
+
+
+class _SamplingPlan(NamedTuple):
+    order: torch.Tensor  # hidden units sorted by degree
+    bounds: list  # bounds[m]: how many units have degree <= m
+    context_in: torch.Tensor  # (hidden, head)
+    in_bias: torch.Tensor  # (head,)
+    in_weight: torch.Tensor  # (D, head): level d's weight into each unit
+    out_bias: torch.Tensor  # (D K,)
+    future: list  # future[d]: (units of degree d + 1, then level d) -> parameters of the later values
+    hidden: list  # (weight, bias) of the deeper layers, rows and columns by degree
+
+
+def _sample_values(
+    params: torch.Tensor, pre_activation: torch.Tensor, noise: torch.Tensor, values: str, temperature: float,
+    bounds: List[int], in_weight: torch.Tensor, hidden: List[Tuple[torch.Tensor, torch.Tensor]],
+    future: List[torch.Tensor], direct: bool,
+) -> torch.Tensor:  # fmt: skip
+    """The masked row head's sampling loop (see `MaskedRowHead.sample`); fills `params` in place.
+
+    The hidden units are visited in order of degree. Once value d is drawn, the units of degree d + 1 have
+    seen every input they ever will: their activations are final, and they (with value d itself, through
+    the direct connections) are added to the parameters of every later value in one small matmul. Each
+    value costs one update of the units still open and one of the values still to come, not a pass over
+    the whole head. It is scripted: each value's operations are so small that Python's own cost per
+    operation would be most of the time.
+    """
+    batch, size = params.shape[0], params.shape[1]
+    finals = [torch.zeros_like(pre_activation) for _ in hidden]  # final units of each layer, by degree
+    rows, noises = params.unbind(1), noise.unbind(1)  # views: `params` fills in as values are drawn
+    tokens: List[torch.Tensor] = []
+    for d in range(size):
+        if len(noises) == 0:
+            tokens.append(distributions.mode(rows[d], values))
+        else:
+            tokens.append(distributions.sample(rows[d], noises[d], values, temperature))
+        if d == size - 1:
+            break
+        value = tokens[-1]  # normalized by the plan's weights
+        start, stop = bounds[d], bounds[d + 1]  # the units of degree d + 1
+        pre_activation[:, start:].addr_(value, in_weight[d, start:])
+        final = torch.relu(pre_activation[:, start:stop])
+        for i in range(len(hidden)):
+            weight, bias = hidden[i]
+            finals[i][:, start:stop] = final
+            final = torch.relu(torch.addmm(bias[start:stop], finals[i][:, :stop], weight[start:stop, :stop].t()))
+        features = torch.cat([final, value.unsqueeze(1)], dim=1) if direct else final  # (B, units (+ 1))
+        if features.shape[1] > 0:
+            params[:, d + 1 :].view(batch, -1).addmm_(features, future[d])  # (B, (D - d - 1) K)
+    return torch.stack(tokens, dim=1)
+
+
+_compiled = []
+
+
+def _sample_values_compiled():
+    """`_sample_values` scripted once per process; the plain function where TorchScript is unavailable."""
+    if not _compiled:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, not gone
+                _compiled.append(torch.jit.script(_sample_values))
+        except Exception:  # noqa: BLE001 - any failure to script leaves the same loop, run by Python
+            _compiled.append(_sample_values)
+    return _compiled[0]
 
 
 def _dense(in_features, out_features, batch_norm):
@@ -328,19 +430,6 @@ def _dense(in_features, out_features, batch_norm):
 def _apply_dense(block, x):
     """Apply a Linear/BatchNorm1d/ReLU block to (..., F): batch norm wants (N, F)."""
     return block(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
-
-
-# The options, named once (PixelRNN's keywords): name -> inspect.Parameter, with its type and default.
-OPTIONS = {name: p for name, p in inspect.signature(PixelRNN.__init__).parameters.items() if name != "self"}
-DEFAULTS = {name: p.default for name, p in OPTIONS.items()}
-# What each option may be beyond its type: whole numbers in a range, or one of a few choices.
-RANGES = {
-    "height": (1, MAX_SIDE), "width": (1, MAX_SIDE), "hidden_size": (1, MAX_HIDDEN), "num_layers": (1, MAX_LAYERS),
-    "window": (1, MAX_WINDOW), "head_size": (1, MAX_HIDDEN), "head_layers": (1, MAX_HEAD_LAYERS),
-    "mixtures": (1, MAX_MIXTURES),
-}  # fmt: skip
-CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
-           "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
 
 
 # The options, named once (PixelRNN's keywords): name -> inspect.Parameter, with its type and default.

@@ -131,3 +131,51 @@ def test_each_image_of_a_batch_gets_its_own_sampling_loss():
     alone = [list(pixelrnn.reconstruct(model, image))[-1].loss for image in images]
     assert together.losses == pytest.approx(alone, abs=1e-5)
     assert sum(together.losses) / 3 == pytest.approx(together.loss, abs=1e-5)
+
+
+HEADS = [
+    dict(values="8bit", channels=3, width=4, mixtures=3),
+    dict(values="8bit", channels=3, width=4, head_layers=3, direct_connections=False),
+    dict(values="8bit", channels=3, step="pixel", head_size=2),
+    dict(width=6, head_layers=2),
+    dict(width=6, head_size=3),  # fewer hidden units than degrees: some degrees have none
+    dict(width=1),
+]
+
+
+def _draw_with_oracle(model, temperature, greedy, seed=0):
+    """One token from `sample_token`, and what teacher forcing says it should have been drawn from."""
+    context = torch.randn(5, model.config["hidden_size"])
+    with torch.inference_mode():
+        token, params = model.sample_token(context, temperature, greedy, torch.Generator().manual_seed(seed))
+        teacher = model.token_params(context, token)  # the parallel pass, given the values drawn
+    values = model.config["values"]
+    if greedy:
+        return token, params, teacher, pixelrnn.distributions.mode(teacher, values)
+    shape = (5, model.token_size, pixelrnn.distributions.noise_size(values, model.config["mixtures"]))
+    noise = pixelrnn.distributions.prepare_noise(torch.rand(shape, generator=torch.Generator().manual_seed(seed)), values)
+    return token, params, teacher, pixelrnn.distributions.sample(teacher, noise, values, temperature)
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("config", HEADS, ids=str)
+def test_row_head_draws_each_value_from_its_teacher_forced_distribution(config, temperature, greedy):
+    model = settle_batch_norm(tiny(**config))
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.mul_(3)  # sharper conditionals: a wrong parameter changes the draw
+    token, params, teacher, redrawn = _draw_with_oracle(model, temperature, greedy)
+    torch.testing.assert_close(params, teacher, rtol=1e-5, atol=1e-5)
+    assert torch.equal(token, redrawn)  # the same noise on the exact parameters picks the same levels
+
+
+def test_row_head_sampling_follows_weights_changed_in_place():
+    model = settle_batch_norm(tiny(values="8bit", channels=3))
+    _draw_with_oracle(model, 1.0, False)  # the sampling plan is built here
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.add_(torch.randn_like(p))  # an optimizer step, say
+    token, params, teacher, redrawn = _draw_with_oracle(model, 1.0, False)
+    torch.testing.assert_close(params, teacher, rtol=1e-5, atol=1e-5)
+    assert torch.equal(token, redrawn)
