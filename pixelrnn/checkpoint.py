@@ -2,10 +2,12 @@
 
 Loading is strict and cheap to refuse: the config is read (at most MAX_CONFIG_BYTES) and checked, the total
 parameter count included, before the weights are downloaded; the tensor names and shapes in the safetensors
-header are compared with what the config builds (on the meta device: no memory) before the model is built;
+header are compared with what the config builds (for a large model, on the meta device first: no memory)
+before the weights are read;
 pickle files (pytorch_model.bin, *.pt, *.pth, *.ckpt) are refused rather than unpickled.
 
-This module knows the model only as the class it is given (`cls(**config)`, `cls.check_config`).
+This module knows the model only as the class it is given (`cls(**config)`, `cls.check_config`,
+`cls.parameter_count`).
 """
 import difflib
 import inspect
@@ -24,6 +26,10 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes
+# Above this many parameters a model costs seconds and GiBs to build: its tensor names and shapes are compared
+# with the weights' header on the meta device first. Below it the real model is as cheap as the meta one
+# (whose first use in a process costs about a second of imports in torch).
+META_CHECK_ABOVE = 2**24
 
 
 def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_only=False, map_location="cpu",
@@ -41,9 +47,12 @@ def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_
         options = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download)
         config = cls.check_config(read_config(hub.fetch(source, CONFIG_NAME, revision, **options), cls), max_parameters=max_parameters)
         weights_path = _fetch_weights(source, revision, options)  # only once the config is known to be good
-    origin = str(source)
-    check_state(_expected_shapes(cls, config), _header_shapes(weights_path), origin=origin)
+    header = _header_shapes(weights_path)
+    if cls.parameter_count(config) > META_CHECK_ABOVE:
+        with torch.device("meta"):  # nothing allocated or initialised
+            check_state(_shapes(cls(**config)), header, origin=str(source))
     model = cls(**config)
+    check_state(_shapes(model), header, origin=str(source))
     model.load_state_dict(_read_weights(weights_path), strict=True)
     return model.to(map_location).eval()
 
@@ -148,11 +157,8 @@ def read_config(path, cls) -> dict:
     return config
 
 
-def _expected_shapes(cls, config) -> dict:
-    """Tensor name -> shape of the model `config` builds, on the meta device: nothing allocated or initialised."""
-    with torch.device("meta"):
-        skeleton = cls(**config)
-    return {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+def _shapes(model) -> dict:
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
 
 
 def _header_shapes(path) -> dict:

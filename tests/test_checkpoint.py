@@ -133,13 +133,19 @@ def test_a_huge_config_is_refused_before_anything_is_built(tmp_path, monkeypatch
     assert builds == []
 
 
-def test_weights_are_compared_with_the_config_from_the_header_before_the_model_is_built(tmp_path, monkeypatch):
+@pytest.mark.parametrize("big, builds", [(False, ["cpu"]), (True, ["meta"])], ids=["small", "big"])
+def test_weights_are_compared_with_the_config_from_the_header_before_they_are_read(tmp_path, monkeypatch, big, builds):
+    from pixelrnn import checkpoint
+
     tiny(hidden_size=8).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps(dict(config, hidden_size=512, head_size=512)))
-    builds = _record_builds(monkeypatch)
+    changed = dict(config, cell="lstm", num_layers=2, hidden_size=2048, head_size=2048) if big else dict(config, hidden_size=16)
+    assert (pixelrnn.PixelRNN.parameter_count(changed) > checkpoint.META_CHECK_ABOVE) is big
+    (tmp_path / "config.json").write_text(json.dumps(changed))
+    monkeypatch.setattr(checkpoint, "_read_weights", lambda path: pytest.fail("the weights were read"))
+    built = _record_builds(monkeypatch)
     assert "wrong shapes" in error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path))
-    assert builds == ["meta"]  # names and shapes only: no memory, no initialisation
+    assert built == builds  # a big model: names and shapes only, no memory, no initialisation
 
 
 def _nested(depth):
