@@ -1,10 +1,9 @@
 """Scores of a model on a set of images: NLL (nats per image), bits/dim, and the teacher-forced sampling loss."""
-import math
-
 import torch
 from tqdm import tqdm
 
 from . import distributions
+from .metrics import bits_per_dim
 from .errors import PixelRNNError
 
 ERROR_IMAGES_8BIT = 500  # the most likely of 256 levels costs 256x the memory and time of the NLL
@@ -47,7 +46,7 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, error_images: i
     nll = total_nll / len(images)
     return {
         "nll_nats": nll,
-        "bits_per_dim": nll / (dims * math.log(2)),
+        "bits_per_dim": bits_per_dim(nll, dims),
         "sampling_loss": nll / dims,
         "reconstruction_error_rate": wrong / (max(scored, 1) * dims),
         "error_images": scored,

@@ -4,14 +4,16 @@ Many-to-many models carry their RNN state from token to token, so an image costs
 re-reading the prefix for every row. Every call runs in eval mode (batch norm is causal there), under
 `torch.inference_mode`, on the model's device.
 """
-import contextlib
-import math
+import operator
 from dataclasses import dataclass, field
 
 import torch
 
 from . import distributions
 from .errors import PixelRNNError
+from .metrics import bits_per_dim, eval_mode
+
+MAX_SEED = 2**64 - 1  # torch.Generator takes 64-bit seeds
 
 
 @dataclass
@@ -64,9 +66,11 @@ def reconstruct(model, image):
 
 
 def _run(model, original, batch, keep_rows, teacher, temperature, seed, greedy):
+    # `_loop` is a generator: nothing in it runs before the first `next()`, so a check there would fail late,
+    # wherever the steps are consumed (a UI thread, mid-stream). Checked here, a bad argument fails the call.
     if not greedy and not (isinstance(temperature, (int, float)) and 0.01 <= temperature <= 100):
         raise PixelRNNError(f"temperature must be between 0.01 and 100, got {temperature!r}")
-    return _loop(model, original, batch, keep_rows, teacher, float(temperature), seed, greedy)
+    return _loop(model, original, batch, keep_rows, teacher, float(temperature), _check_seed(seed), greedy)
 
 
 def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy):
@@ -75,22 +79,19 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device)
-        generator.manual_seed(int(seed))
+        generator.manual_seed(seed)
     # Inference mode is entered per row, never held across a `yield`: a UI may resume the generator on
     # another thread, and a mode left on would leak into whatever that thread runs next.
-    with _eval_mode(model):
+    with eval_mode(model):
         with torch.inference_mode():
-            true_tokens = None
-            nll = bits = None
+            true_tokens, scorer = None, None
             if original is not None:
                 original = original.to(device)
                 nll = -model.log_prob(original).sum(dim=(1, 2, 3)).mean().item()  # nats per image
-                bits = nll / (original[0].numel() * math.log(2))
+                scorer = _Scorer(nll, bits_per_dim(nll, original[0].numel()), batch, device)
                 true_tokens = model.to_tokens(original.expand(batch, -1, -1, -1))
             tokens = torch.zeros(batch, model.num_tokens, model.token_size, device=device)
         keep_tokens = keep_rows * model.tokens_per_row
-        row_losses, total_ce, wrong, seen = [], 0.0, 0.0, 0
-        row_ce, row_count, image_ce = 0.0, 0, torch.zeros(batch, device=device)
         state, previous = None, None
         for t in range(model.num_tokens):
             with torch.inference_mode():
@@ -104,24 +105,40 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy)
                     fed = shown
                 tokens[:, t] = shown
                 previous = fed
-                if true_tokens is not None:
-                    cross_entropy = -distributions.log_prob(params, true_tokens[:, t], values)
-                    row_ce += cross_entropy.sum().item()
-                    image_ce += cross_entropy.sum(dim=1)
-                    row_count += cross_entropy.numel()
-                    wrong += (shown != true_tokens[:, t]).sum().item()
+                if scorer is not None:
+                    scorer.add(-distributions.log_prob(params, true_tokens[:, t], values), shown != true_tokens[:, t])
             if (t + 1) % model.tokens_per_row:
                 continue
-            step = Step(row=t // model.tokens_per_row, image=model.to_image(tokens).clone(), height=config["height"])
-            if true_tokens is not None:
-                total_ce, seen = total_ce + row_ce, seen + row_count
-                row_losses.append(row_ce / row_count)
-                step.row_loss, step.row_losses = row_losses[-1], list(row_losses)
-                step.loss, step.error_rate = total_ce / seen, wrong / seen
-                step.losses = (image_ce / (seen / batch)).tolist()
-                step.nll, step.bits_per_dim = nll, bits
-                row_ce, row_count = 0.0, 0
-            yield step
+            scores = scorer.end_row() if scorer is not None else {}
+            yield Step(row=t // model.tokens_per_row, image=model.to_image(tokens).clone(), height=config["height"], **scores)
+
+
+class _Scorer:
+    """The running scores of a `complete` or `reconstruct` against the original: what each Step reports."""
+
+    def __init__(self, nll: float, bits: float, batch: int, device):
+        self.nll, self.bits_per_dim = nll, bits  # of the whole original, teacher-forced
+        self.row_losses = []
+        self.total = self.wrong = 0.0  # cross-entropy (nats) and values shown wrong, over all rows so far
+        self.seen = 0  # values scored so far, over the batch
+        self.per_image = torch.zeros(batch, device=device)  # cross-entropy of each image so far
+        self.row_total, self.row_seen = 0.0, 0
+
+    def add(self, cross_entropy: torch.Tensor, wrong: torch.Tensor) -> None:
+        """One token's cross-entropies and wrong values (B, D)."""
+        self.row_total += cross_entropy.sum().item()
+        self.per_image += cross_entropy.sum(dim=1)
+        self.row_seen += cross_entropy.numel()
+        self.wrong += wrong.sum().item()
+
+    def end_row(self) -> dict:
+        """Close the image row: the Step fields it fills."""
+        self.total, self.seen = self.total + self.row_total, self.seen + self.row_seen
+        self.row_losses.append(self.row_total / self.row_seen)
+        self.row_total, self.row_seen = 0.0, 0
+        return dict(row_loss=self.row_losses[-1], loss=self.total / self.seen, row_losses=list(self.row_losses),
+                    error_rate=self.wrong / self.seen, losses=(self.per_image / (self.seen / len(self.per_image))).tolist(),
+                    nll=self.nll, bits_per_dim=self.bits_per_dim)  # fmt: skip
 
 
 def _original(model, image) -> torch.Tensor:
@@ -139,11 +156,16 @@ def _check_count(n) -> int:
     return n
 
 
-@contextlib.contextmanager
-def _eval_mode(model):
-    was_training = model.training
-    model.eval()
+def _check_seed(seed) -> int | None:
+    """None, or a whole number in torch's 64-bit seed range (a whole float such as 7.0 from a UI counts)."""
+    if seed is None:
+        return None
+    if isinstance(seed, float) and seed.is_integer():
+        seed = int(seed)
     try:
-        yield
-    finally:
-        model.train(was_training)
+        value = None if isinstance(seed, bool) else operator.index(seed)
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise PixelRNNError(f"seed must be a whole number from 0 to 2**64 - 1 ({MAX_SEED}), got {seed!r}")
+    return value

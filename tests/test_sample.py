@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import pixelrnn
-from conftest import random_images, settle_batch_norm, tiny
+from conftest import error_of, random_images, settle_batch_norm, tiny
 
 CONFIGS = [
     dict(),
@@ -179,3 +179,19 @@ def test_row_head_sampling_follows_weights_changed_in_place():
     token, params, teacher, redrawn = _draw_with_oracle(model, 1.0, False)
     torch.testing.assert_close(params, teacher, rtol=1e-5, atol=1e-5)
     assert torch.equal(token, redrawn)
+
+
+@pytest.mark.parametrize("seed", [10**20, -1, 2**64, 2**70, 1e20, 2.5, "7", True, float("nan")])
+def test_seeds_outside_64_bits_are_refused_with_the_range(seed):
+    model = tiny()
+    image = random_images(model, batch=1)[0]
+    for call in (lambda: pixelrnn.generate(model, n=1, seed=seed), lambda: pixelrnn.complete(model, image, 1, seed=seed)):
+        assert "seed must be a whole number from 0 to 2**64 - 1 (18446744073709551615)" in error_of(call)
+
+
+def test_seeds_at_the_ends_of_the_range_and_whole_floats_work():
+    model = settle_batch_norm(tiny())
+    top = list(pixelrnn.generate(model, n=2, seed=2**64 - 1))[-1].image
+    assert top.shape == (2, 1, 4, 3)
+    assert torch.equal(list(pixelrnn.generate(model, n=2, seed=7.0))[-1].image, list(pixelrnn.generate(model, n=2, seed=7))[-1].image)
+    assert list(pixelrnn.generate(model, n=2, seed=0))[-1].done
