@@ -1,6 +1,9 @@
-"""Images in and out: any user image -> the model's tensor, and tensors -> PIL images. The only PIL user.
+"""Images in and out: any user image -> the model's tensor, and tensors -> PIL images.
+
+Every image a user gives passes through here (datasets, plots and the CLI use PIL for their own files).
 
 Conventions (documented in the README):
+- the EXIF orientation is applied, so a phone photo reaches the model upright, as a viewer shows it;
 - transparency is composited on a black background (MNIST digits are white on black);
 - binary models threshold the gray (or each RGB) value at 128: white = 1, as in MNIST;
 - `fit="crop"` (default) center-crops to the model's aspect ratio, "pad" pads with the background,
@@ -95,7 +98,7 @@ def _grid(x: torch.Tensor, padding: int) -> torch.Tensor:
 def _to_pil(source) -> Image.Image:
     if isinstance(source, Image.Image):
         _check_size(*source.size)
-        return source
+        return ImageOps.exif_transpose(source)
     if isinstance(source, np.ndarray):
         return _from_array(source)
     if isinstance(source, (str, os.PathLike)):
@@ -127,6 +130,7 @@ def _decode(data: bytes) -> Image.Image:
             _check_size(*image.size)
             image.seek(0)  # animated images: the first frame
             image.load()
+            image = ImageOps.exif_transpose(image)  # as a browser shows it (Orientation, e.g. a phone held upright)
     except PixelRNNError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:

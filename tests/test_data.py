@@ -143,3 +143,25 @@ def test_unreadable_image_messages_hold_no_python_internals(digit):
     cut = _png(Image.fromarray(digit))[:60]
     with pytest.raises(pixelrnn.PixelRNNError, match="damaged or cut off"):
         pixelrnn.load_image(cut, tiny())
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("orientation, stored", [(3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)])
+def test_exif_orientation_is_applied_as_a_viewer_shows_it(orientation, stored, fmt):
+    # An asymmetric upright picture, stored turned the way a camera held sideways writes it, with the EXIF
+    # Orientation tag that turns it back (6: rotate 90 degrees clockwise to view, as phones write).
+    rng = np.random.default_rng(0)
+    upright = Image.fromarray(np.kron(rng.integers(0, 256, (3, 5, 3)), np.ones((8, 8, 1))).astype(np.uint8))  # 40 x 24
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    upright.transpose(stored).save(buffer, format=fmt, exif=exif, **({"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}))
+    config = dict(height=24, width=40, channels=3, values="8bit")
+    expected = pixelrnn.load_image(upright, config, fit="stretch")
+    turned_wrong = pixelrnn.load_image(upright.transpose(Image.Transpose.ROTATE_180), config, fit="stretch")
+    for source in (buffer.getvalue(), Image.open(io.BytesIO(buffer.getvalue()))):
+        got = pixelrnn.load_image(source, config, fit="stretch")
+        assert got.shape == expected.shape == (3, 24, 40)
+        tolerance = 0 if fmt == "PNG" else 3  # JPEG is lossy
+        assert (got - expected).abs().mean() <= tolerance
+        assert (got - turned_wrong).abs().mean() > 30  # what a wrong turn would cost
