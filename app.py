@@ -19,7 +19,8 @@ import pixelrnn  # noqa: E402
 from app_support import pictures  # noqa: E402
 from app_support.errors import friendly_errors, gpu, log, scrub  # noqa: E402
 from app_support.models import Models, describe, hub_key, key_for_link, label, local_checkpoints  # noqa: E402
-from app_support.models import default_key, no_checkpoint_message, check_repo_id, weights_dir  # noqa: E402
+from app_support.models import check_repo_id, default_key, no_checkpoint_message  # noqa: E402
+from app_support.models import presets as hub_presets  # noqa: E402
 from app_support.training import TrainingRuns, zip_checkpoint  # noqa: E402
 from pixelrnn.devices import pick_device  # noqa: E402
 
@@ -58,7 +59,8 @@ class UploadedImage(gr.Image):
 
 # -- handlers -----------------------------------------------------------------------------------------
 def model_choices(session_models):
-    return [(name, f"local:{name}") for name in local_checkpoints()] + [tuple(m) for m in session_models]
+    presets = [(name, f"preset:{name}") for name in hub_presets()]
+    return [(name, f"local:{name}") for name in local_checkpoints()] + presets + [tuple(m) for m in session_models]
 
 
 def model_updates(model_key):

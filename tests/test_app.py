@@ -396,3 +396,38 @@ def test_closing_the_page_during_training_leaves_no_files(app, client):
     with pytest.raises(AppError):
         job.result(timeout=120)  # the session is gone: there is no model to hand back
     assert not folder.exists()
+
+
+def test_a_visitors_hub_load_never_carries_the_servers_token(tmp_path):
+    """The app runs with a Space secret HF_TOKEN; a visitor's /load_from_hub must reach the Hub anonymously,
+    while the operator's own preset (PIXELRNN_HUB_MODELS) may use the token."""
+    from hub_server import FakeHub
+
+    hub = FakeHub().start()
+    folder = tmp_path / "checkpoint"
+    pixelrnn.PixelRNN(height=6, width=6, hidden_size=8, head_size=8).save_pretrained(folder)
+    files = {name: (folder / name).read_bytes() for name in ("config.json", "model.safetensors", "README.md")}
+    hub.add_repo("alice/public-model", files)
+    hub.add_repo("alice/preset-model", files)
+    port = free_port()
+    env = dict(os.environ, PIXELRNN_WEIGHTS=str(tmp_path / "no-weights"), GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_SERVER_PORT=str(port), HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf"),
+               HF_TOKEN="hf_alice_write_token", PIXELRNN_HUB_MODELS="alice/preset-model")  # fmt: skip
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in server.stdout:
+            if f":{port}" in line:
+                break
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client.predict("preset:alice/preset-model", api_name="/choose_model")
+        client.predict("alice/public-model", "", api_name="/load_from_hub")
+        picture, _ = client.predict(1, 1.0, 0, False, api_name="/generate")
+        assert pixels(picture).shape[:2] == (6, 6)
+        visitor = [headers for (method, path), headers in zip(hub.requests, hub.headers) if "public-model" in path]
+        operator = [headers for (method, path), headers in zip(hub.requests, hub.headers) if "preset-model" in path]
+        assert visitor and all("authorization" not in headers for headers in visitor)
+        assert operator and all(headers.get("authorization") == "Bearer hf_alice_write_token" for headers in operator)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        hub.stop()
