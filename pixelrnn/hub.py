@@ -44,6 +44,7 @@ def hub_timeout() -> float:
 def connect() -> None:
     """Make every huggingface_hub request in this process give up after `hub_timeout()` seconds without an answer."""
     global _client_factory
+    hub_timeout()  # a bad PIXELRNN_HUB_TIMEOUT is said here, before any request
     if _client_factory is None:
         from huggingface_hub.utils import _http, set_client_factory
 

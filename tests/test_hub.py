@@ -389,3 +389,5 @@ def test_the_hub_timeout_is_sixty_seconds_unless_the_environment_says_otherwise(
     for bad in ("soon", "0", "-1", "nan", "1e9"):
         monkeypatch.setenv("PIXELRNN_HUB_TIMEOUT", bad)
         assert "PIXELRNN_HUB_TIMEOUT must be a number of seconds" in error_of(hub.hub_timeout)
+    # said before any request is made
+    assert "PIXELRNN_HUB_TIMEOUT must be a number of seconds" in error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/tiny"))
