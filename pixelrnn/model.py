@@ -17,9 +17,6 @@ from typing import List, NamedTuple, Tuple
 import inspect
 import reprlib
 
-import inspect
-import reprlib
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -438,19 +435,6 @@ def _dense(in_features, out_features, batch_norm):
 def _apply_dense(block, x):
     """Apply a Linear/BatchNorm1d/ReLU block to (..., F): batch norm wants (N, F)."""
     return block(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
-
-
-# The options, named once (PixelRNN's keywords): name -> inspect.Parameter, with its type and default.
-OPTIONS = {name: p for name, p in inspect.signature(PixelRNN.__init__).parameters.items() if name != "self"}
-DEFAULTS = {name: p.default for name, p in OPTIONS.items()}
-# What each option may be beyond its type: whole numbers in a range, or one of a few choices.
-RANGES = {
-    "height": (1, MAX_SIDE), "width": (1, MAX_SIDE), "hidden_size": (1, MAX_HIDDEN), "num_layers": (1, MAX_LAYERS),
-    "window": (1, MAX_WINDOW), "head_size": (1, MAX_HIDDEN), "head_layers": (1, MAX_HEAD_LAYERS),
-    "mixtures": (1, MAX_MIXTURES),
-}  # fmt: skip
-CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
-           "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
 
 
 # The options, named once (PixelRNN's keywords): name -> inspect.Parameter, with its type and default.
