@@ -13,6 +13,20 @@ if run binarized-mnist; then
   $PY -m pixelrnn train --data binarized-mnist --hidden-size 512 --head-size 512 --epochs 8 --batch-size 64 \
     --lr 2e-3 --warmup-steps 300 --out runs/binarized-mnist --test
 fi
+if run cifar10; then  # stopped at step 3041 (epoch 3 of 15) and resumed with --epochs 12 --resume: 12 epochs in all
+  $PY -m pixelrnn train --data cifar10 --height 32 --width 32 --channels 3 --values 8bit --hidden-size 512 \
+    --head-size 512 --epochs 12 --batch-size 32 --lr 2e-3 --warmup-steps 300 --threads 2 --out runs/cifar10 --test
+fi
+# The original design: the independent row head, read many-to-many or many-to-one (a window of 8 rows,
+# the last output y[:, -1, :] predicts the next row); the same width, optimizer and epochs for both.
+if run original-many-to-many; then
+  $PY -m pixelrnn train --data binarized-mnist --row-head independent --mode many-to-many --hidden-size 256 \
+    --epochs 3 --batch-size 64 --lr 2e-3 --warmup-steps 300 --out runs/original-many-to-many --test
+fi
+if run original-many-to-one; then
+  $PY -m pixelrnn train --data binarized-mnist --row-head independent --mode many-to-one --window 8 --hidden-size 256 \
+    --epochs 3 --batch-size 64 --lr 2e-3 --warmup-steps 300 --out runs/original-many-to-one --test
+fi
 if run mnist-8bit; then
   $PY -m pixelrnn train --data mnist --values 8bit --hidden-size 256 --head-size 256 --epochs 8 --batch-size 64 \
     --lr 2e-3 --warmup-steps 300 --out runs/mnist-8bit --test
