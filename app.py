@@ -24,7 +24,8 @@ from app_support.models import presets as hub_presets  # noqa: E402
 from app_support.training import TrainingRuns, zip_checkpoint  # noqa: E402
 from pixelrnn.devices import pick_device  # noqa: E402
 
-EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.png"))
+EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.png"))  # digits and a drawing
+COLOUR_EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples" / "cifar10").glob("*.png"))
 RESTORE, COMPLETE = "restore (teacher-forced)", "complete from the first rows"
 DATA_SOURCES = [("my uploaded images", "uploads"), ("digits (scikit-learn, 8x8)", "digits"), ("photos (crops)", "photos")]
 # Bounds that keep a public Space responsive (the README's Security section lists them).
@@ -297,7 +298,9 @@ def _result_numbers():
 def _image_input(elem_id):
     upload = UploadedImage(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"], height=240, elem_classes="pixels", elem_id=elem_id)
     invert = gr.Checkbox(True, label="invert dark drawings on light paper (auto)")
-    gr.Examples(EXAMPLES, inputs=[upload], label="Examples")
+    gr.Examples(EXAMPLES, inputs=[upload], label="Examples: digits (for the MNIST models)")
+    if COLOUR_EXAMPLES:
+        gr.Examples(COLOUR_EXAMPLES, inputs=[upload], label="Examples: CIFAR-10 test images (for the colour model)")
     return upload, invert
 
 
