@@ -18,6 +18,7 @@ from PIL import Image  # noqa: E402
 import pixelrnn  # noqa: E402
 from app_support import pictures  # noqa: E402
 from app_support.errors import friendly_errors, gpu, log, scrub  # noqa: E402
+from app_support.labels import COMPLETE, RESTORE  # noqa: E402
 from app_support.models import Models, describe, hub_key, key_for_link, label, local_checkpoints  # noqa: E402
 from app_support.models import check_repo_id, default_key, no_checkpoint_message  # noqa: E402
 from app_support.models import presets as hub_presets  # noqa: E402
@@ -26,7 +27,6 @@ from pixelrnn.devices import pick_device  # noqa: E402
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.png"))  # digits and a drawing
 COLOUR_EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples" / "cifar10").glob("*.png"))
-RESTORE, COMPLETE = "restore (teacher-forced)", "complete from the first rows"
 DATA_SOURCES = [("my uploaded images", "uploads"), ("digits (scikit-learn, 8x8)", "digits"), ("photos (crops)", "photos")]
 # Bounds that keep a public Space responsive (the README's Security section lists them).
 MAX_SAMPLES, MAX_COMPLETIONS, MAX_SIDE, MAX_HIDDEN, MAX_LAYERS, MAX_WINDOW, MAX_STEPS = 64, 16, 64, 256, 3, 16, 2000

@@ -133,7 +133,7 @@ def _decode(data: bytes) -> Image.Image:
             image = ImageOps.exif_transpose(image)  # as a browser shows it (Orientation, e.g. a phone held upright)
     except PixelRNNError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PixelRNNError(f"the image is too large to decode safely: the limit is {MAX_PIXELS:,} pixels") from None
     except UnidentifiedImageError:
         raise PixelRNNError("this file is not an image that can be read (PNG, JPEG, GIF, WebP, BMP, TIFF...)") from None

@@ -4,7 +4,6 @@ test_app.py and test_browser.py share the one server (app.py keeps its models in
 """
 import atexit
 import functools
-import io
 import os
 import shutil
 import tempfile
@@ -56,7 +55,16 @@ def pixels(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def library_model(name="binarized-mnist"):
+    """A checkpoint the app serves, on the app's device: the same seed then draws the same values."""
+    app, _, weights = served()
+    return pixelrnn.PixelRNN.from_pretrained(weights / name).to(app.DEVICE)
+
+
+def assert_same_picture(sent, x, model):
+    """A picture the app sent (a file or a PIL image, any scale) shows exactly the library's values."""
+    expected = np.asarray(pixelrnn.to_pil(x, model).convert("RGB"))
+    got = pixels(sent)
+    scale = got.shape[1] // expected.shape[1]
+    assert scale >= 1 and got.shape == (expected.shape[0] * scale, expected.shape[1] * scale, 3)
+    np.testing.assert_array_equal(got[::scale, ::scale], expected)

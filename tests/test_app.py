@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_harness import EXAMPLES, ROOT, free_port, pixels, png_bytes, served
+from app_harness import EXAMPLES, ROOT, assert_same_picture, free_port, library_model, pixels, served
+from conftest import png_bytes
+from app_support.labels import COMPLETE, RESTORE
 from PIL import Image
 
 import pixelrnn
@@ -19,7 +21,6 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-RESTORE, COMPLETE = "restore (teacher-forced)", "complete from the first rows"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pandas 3 warns inside Gradio's queue
 
 
@@ -31,20 +32,6 @@ def app():
 @pytest.fixture
 def client(app):
     return Client(app[1], verbose=False)
-
-
-def library_model(app, name="binarized-mnist"):
-    """The checkpoint the app serves, on the app's device: the same seed then draws the same values."""
-    return pixelrnn.PixelRNN.from_pretrained(app[2] / name).to(app[0].DEVICE)
-
-
-def assert_same_picture(sent, x, model):
-    """The app's upscaled PNG shows exactly the library's values (compared at one pixel per value)."""
-    expected = np.asarray(pixelrnn.to_pil(x, model).convert("RGB"))
-    got = pixels(sent)
-    scale = got.shape[1] // expected.shape[1]
-    assert scale >= 1 and got.shape == (expected.shape[0] * scale, expected.shape[1] * scale, 3)
-    np.testing.assert_array_equal(got[::scale, ::scale], expected)
 
 
 def reconstruct_args(path, how=RESTORE, keep_rows=14, sampling="greedy", temperature=1.0, seed=0, invert=True):
@@ -84,7 +71,7 @@ def test_generate_streams_rows_equal_to_the_library(app, client):
     job = client.submit(4, 0.8, 7, False, api_name="/generate")
     job.result()
     frames = job.outputs()
-    model = library_model(app)
+    model = library_model()
     steps = list(pixelrnn.generate(model, n=4, temperature=0.8, seed=7))
     streamed_rows([picture for picture, _ in frames], steps, model)
     assert all(seed_used == 7 for _, seed_used in frames)
@@ -92,7 +79,7 @@ def test_generate_streams_rows_equal_to_the_library(app, client):
 
 def test_random_seed_is_reported_and_reproduces_the_images(app, client):
     picture, seed_used = client.predict(2, 1.0, 0, True, api_name="/generate")
-    model = library_model(app)
+    model = library_model()
     *_, last = pixelrnn.generate(model, n=2, seed=int(seed_used))
     assert_same_picture(picture, last.image, model)
 
@@ -100,7 +87,7 @@ def test_random_seed_is_reported_and_reproduces_the_images(app, client):
 def test_an_rgb_model_chosen_from_the_list_generates_in_color(app, client):
     client.predict("local:rgb-8bit", api_name="/choose_model")
     picture, _ = client.predict(3, 1.0, 11, False, api_name="/generate")
-    model = library_model(app, "rgb-8bit")
+    model = library_model("rgb-8bit")
     *_, last = pixelrnn.generate(model, n=3, seed=11)
     assert_same_picture(picture, last.image, model)
     assert len(np.unique(pixels(picture).reshape(-1, 3), axis=0)) > 2
@@ -112,7 +99,7 @@ def test_restore_streams_rows_with_the_library_scores(app, client):
     job = client.submit(*reconstruct_args(path), api_name="/reconstruct")
     job.result()
     frames = job.outputs()
-    model = library_model(app)
+    model = library_model()
     original = pixelrnn.load_image(path, model, invert="auto")
     steps = list(pixelrnn.reconstruct(model, original))
     rows = streamed_rows([frame[1] for frame in frames], steps, model)
@@ -131,7 +118,7 @@ def test_sampled_completion_keeps_the_first_rows_and_matches_the_library(app, cl
     path = EXAMPLES / "digit-3.png"
     job = client.submit(*reconstruct_args(path, COMPLETE, keep_rows=10, sampling="sample", temperature=0.7, seed=5), api_name="/reconstruct")
     result = job.result()[1]
-    model = library_model(app)
+    model = library_model()
     original = pixelrnn.load_image(path, model, invert="auto")
     *_, last = pixelrnn.complete(model, original, keep_rows=10, temperature=0.7, seed=5)
     assert_same_picture(result, last.image, model)
@@ -141,7 +128,7 @@ def test_sampled_completion_keeps_the_first_rows_and_matches_the_library(app, cl
 @pytest.mark.parametrize("example", ["digit-0-transparent.png", "digit-7-on-paper.png", "colors.png"])
 def test_preview_shows_the_image_as_the_model_sees_it(app, client, example):
     sent = client.predict(handle_file(str(EXAMPLES / example)), True, api_name="/preview")
-    model = library_model(app)
+    model = library_model()
     assert_same_picture(sent, pixelrnn.load_image(EXAMPLES / example, model, invert="auto"), model)
 
 
@@ -158,7 +145,7 @@ def odd_images(folder: Path) -> dict:
 
 
 def test_odd_image_modes_are_accepted(app, client, tmp_path):
-    model = library_model(app)
+    model = library_model()
     for name, path in odd_images(tmp_path).items():
         sent = client.predict(handle_file(str(path)), False, api_name="/preview")
         assert_same_picture(sent, pixelrnn.load_image(path, model), model)
@@ -222,7 +209,7 @@ def test_hub_failures_say_why_and_keep_the_current_model(app, client, monkeypatc
         with pytest.raises(AppError, match=words):
             client.predict(repo, revision, api_name="/load_from_hub")
     picture, _ = client.predict(2, 1.0, 4, False, api_name="/generate")
-    model = library_model(app, "rgb-8bit")
+    model = library_model("rgb-8bit")
     *_, last = pixelrnn.generate(model, n=2, seed=4)
     assert_same_picture(picture, last.image, model)  # the model chosen before is still in use
 
@@ -254,7 +241,7 @@ def test_the_app_starts_and_explains_when_there_is_no_checkpoint(tmp_path):
 
 # -- load -------------------------------------------------------------------------------------------------
 def test_eight_clients_at_once_all_finish(app):
-    model = library_model(app)
+    model = library_model()
 
     def one(seed):
         job = Client(app[1], verbose=False).submit(16, 1.0, seed, False, api_name="/generate")
@@ -344,7 +331,7 @@ def test_a_drawing_is_completed_several_ways_as_the_library_does(app, client):
     client.predict("local:binarized-mnist", api_name="/choose_model")
     job = client.submit(drawing, 12, 6, 1.0, 3, api_name="/complete_drawing")
     grid, losses = job.result()
-    model = library_model(app)
+    model = library_model()
     original = pixelrnn.load_image(path, model, invert="auto")
     steps = list(pixelrnn.complete(model, original, keep_rows=12, n=6, seed=3))
     streamed_rows([frame[0] for frame in job.outputs()], steps, model)
@@ -360,7 +347,7 @@ def test_compare_restores_one_image_with_two_models(app, client):
     sent = [[frame[index] for frame in job.outputs() if not isinstance(frame[index], dict)] for index in (0, 1)]
     first, second = sent[0][-1], sent[1][-1]  # a picture that did not change is not sent again
     for picture, loss, name, series in ((first, first_loss, "binarized-mnist", "A"), (second, second_loss, "rgb-8bit", "B")):
-        model = library_model(app, name)
+        model = library_model(name)
         *_, last = pixelrnn.reconstruct(model, pixelrnn.load_image(path, model))
         assert_same_picture(picture, last.image, model)
         assert float(loss) == pytest.approx(last.loss, abs=1e-4)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_harness import EXAMPLES, ROOT, served
+from app_harness import EXAMPLES, ROOT, assert_same_picture, library_model, served
 from PIL import Image
 
 import pixelrnn
@@ -57,21 +57,9 @@ def shown_image(page, selector) -> Image.Image:
     return Image.open(io.BytesIO(data)).convert("RGB")
 
 
-def assert_same_picture(image, x, model):
-    expected = np.asarray(pixelrnn.to_pil(x, model).convert("RGB"))
-    got = np.asarray(image)
-    scale = got.shape[1] // expected.shape[1]
-    np.testing.assert_array_equal(got[::scale, ::scale], expected)
-
-
 def wait_until_streamed(page, selector):
     """Gradio shows a progress overlay on an output while its event is queued or streaming."""
     expect(page.locator(f"{selector} .generating, {selector} .progress-text")).to_have_count(0)
-
-
-def library_model():
-    app, _, weights = served()
-    return pixelrnn.PixelRNN.from_pretrained(weights / "binarized-mnist").to(app.DEVICE)
 
 
 def test_upload_an_image_and_reconstruct_it(page):

@@ -7,19 +7,13 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 import pixelrnn
-from conftest import tiny
+from conftest import png_bytes, tiny
 
 
 @pytest.fixture
 def digit():
     """A real 8x8 handwritten digit (scikit-learn's bundled data), as 8-bit gray, white on black."""
     return (load_digits().images[0] / 16 * 255).astype(np.uint8)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_every_kind_of_source_gives_the_same_tensor(digit, tmp_path):
@@ -30,7 +24,7 @@ def test_every_kind_of_source_gives_the_same_tensor(digit, tmp_path):
     expected = pixelrnn.load_image(digit, model)
     assert expected.shape == (1, 8, 8) and set(expected.unique().tolist()) == {0.0, 1.0}
     torch.testing.assert_close(expected, (torch.from_numpy(digit).float() >= 128)[None].float())
-    for source in (pil, path, str(path), _png(pil), io.BytesIO(_png(pil))):
+    for source in (pil, path, str(path), png_bytes(pil), io.BytesIO(png_bytes(pil))):
         torch.testing.assert_close(pixelrnn.load_image(source, model), expected)
 
 
@@ -48,7 +42,7 @@ def test_8bit_rgb_keeps_levels_and_pixel_order():
 def test_odd_modes_are_converted(mode, digit):
     model = tiny(height=8, width=8)
     image = Image.fromarray(digit).convert(mode) if mode not in ("I;16",) else Image.fromarray(digit.astype(np.uint16) * 257)
-    x = pixelrnn.load_image(_png(image) if mode not in ("CMYK", "F", "I") else image, model)
+    x = pixelrnn.load_image(png_bytes(image) if mode not in ("CMYK", "F", "I") else image, model)
     assert x.shape == (1, 8, 8)
     assert (x == (torch.from_numpy(digit) >= 128).float()).float().mean() > 0.9
 
@@ -111,7 +105,7 @@ def test_empty_file_and_decompression_bomb(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(pixelrnn.PixelRNNError, match="is empty"):
         pixelrnn.load_image(empty, tiny())
-    bomb = _png(Image.new("1", (10000, 10000)))  # 100 M pixels, a few KB compressed
+    bomb = png_bytes(Image.new("1", (10000, 10000)))  # 100 M pixels, a few KB compressed
     assert len(bomb) < 200_000
     with pytest.raises(pixelrnn.PixelRNNError, match="limit is 40,000,000 pixels"):
         pixelrnn.load_image(bomb, tiny())
@@ -140,7 +134,7 @@ def test_unreadable_image_messages_hold_no_python_internals(digit):
     with pytest.raises(pixelrnn.PixelRNNError) as info:
         pixelrnn.load_image(b"plain text, not a picture", tiny())
     assert "BytesIO" not in str(info.value) and "0x" not in str(info.value)
-    cut = _png(Image.fromarray(digit))[:60]
+    cut = png_bytes(Image.fromarray(digit))[:60]
     with pytest.raises(pixelrnn.PixelRNNError, match="damaged or cut off"):
         pixelrnn.load_image(cut, tiny())
 

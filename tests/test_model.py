@@ -313,3 +313,16 @@ def test_the_package_imports_one_way():
     assert _cycles(graph) == []
     assert "model" not in graph["card"] and "model" not in graph["checkpoint"] and "model" not in graph["hub"]
     assert set(graph["hub"]) <= {"errors"}  # transport only
+
+
+def test_the_library_never_imports_the_apps_stack():
+    """Every module of pixelrnn imports without gradio or pandas: they belong to the app beside it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    modules = sorted(f"pixelrnn.{p.stem}" for p in (Path(pixelrnn.__file__).parent).glob("*.py") if p.stem != "__main__")
+    code = f"import sys; import {', '.join(modules)}; print(sorted(m for m in ('gradio', 'pandas') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(pixelrnn.__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
