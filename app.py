@@ -34,7 +34,7 @@ TRAIN_SECONDS = int(os.environ.get("PIXELRNN_TRAIN_SECONDS", 180))
 REQUEST_SECONDS = float(os.environ.get("PIXELRNN_REQUEST_SECONDS", 60))
 CONCURRENCY, QUEUE_SIZE = int(os.environ.get("PIXELRNN_CONCURRENCY", 4)), 64
 THREADS = int(os.environ.get("PIXELRNN_THREADS", 1))  # per process; concurrent requests share them (README: threads)
-FRAMES_PER_SECOND = 12  # streamed pictures; the last row is always sent
+FRAMES_PER_SECOND = 10  # streamed pictures; the first and the last row are always sent
 PLOT_EVERY = 0.5  # seconds between curve updates
 # Plots name their series by colour in their labels: the plot's own legend shows no labels in this Gradio.
 TRAIN_COLORS, COMPARE_COLORS = {"train": "#4c78a8", "valid": "#e45756"}, {"A": "#4c78a8", "B": "#f58518"}

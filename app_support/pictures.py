@@ -72,8 +72,9 @@ def paced(steps, per_second: float, max_seconds: float):
                 "or run this model with the library on your own machine"
             )
         if time.monotonic() - shown_at >= 1 / per_second:
-            pending, shown_at = None, time.monotonic()
+            pending = None
             yield step
+            shown_at = time.monotonic()  # counted from when the page has taken the frame: its own time is not drawing time
         else:
             pending = step
     if pending is not None:
