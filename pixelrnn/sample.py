@@ -50,13 +50,16 @@ def generate(model, n: int = 16, temperature: float = 1.0, seed: int | None = No
 
 
 def complete(model, image, keep_rows: int, temperature: float = 1.0, seed: int | None = None, greedy: bool = False, n: int = 1):
-    """Keep the first `keep_rows` rows of `image` and draw the rest (`n` completions side by side)."""
+    """Keep the first `keep_rows` rows of `image` and draw the rest: `n` completions side by side of one
+    image, or one completion of each image of a batch (B, C, H, W)."""
     original = _original(model, image)
     height = model.config["height"]
     if isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or not 0 <= keep_rows <= height:
         raise PixelRNNError(f"keep_rows must be a whole number from 0 to {height}, got {keep_rows!r}")
     n = _check_count(n)
-    return _run(model, original, n, keep_rows, False, temperature, seed, greedy)
+    if n > 1 and len(original) > 1:
+        raise PixelRNNError(f"n={n} completions are for one image; a batch of {len(original)} images gets one completion each")
+    return _run(model, original, max(n, len(original)), keep_rows, False, temperature, seed, greedy)
 
 
 def reconstruct(model, image):

@@ -195,3 +195,12 @@ def test_seeds_at_the_ends_of_the_range_and_whole_floats_work():
     assert top.shape == (2, 1, 4, 3)
     assert torch.equal(list(pixelrnn.generate(model, n=2, seed=7.0))[-1].image, list(pixelrnn.generate(model, n=2, seed=7))[-1].image)
     assert list(pixelrnn.generate(model, n=2, seed=0))[-1].done
+
+
+def test_a_batch_of_images_is_completed_one_completion_each():
+    model = settle_batch_norm(tiny(height=5, width=4))
+    images = random_images(model, batch=3)
+    *_, last = pixelrnn.complete(model, images, keep_rows=2, seed=0)
+    assert last.image.shape == images.shape
+    assert torch.equal(last.image[:, :, :2], images[:, :, :2])
+    assert "one completion each" in error_of(lambda: pixelrnn.complete(model, images, keep_rows=2, n=2))
