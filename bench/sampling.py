@@ -96,7 +96,7 @@ def generate_images(model, n, seed, reference=False):
 
 def row_head_models():
     root = Path(__file__).resolve().parents[1] / "weights"
-    models = {name: pixelrnn.PixelRNN.from_pretrained(root / name) for name in ("binarized-mnist", "photos-rgb") if (root / name).is_dir()}
+    models = {name: pixelrnn.PixelRNN.from_pretrained(root / name) for name in ("binarized-mnist", "cifar10") if (root / name).is_dir()}
     colour = dict(height=32, width=32, channels=3, values="8bit", hidden_size=512, head_size=512)  # the CIFAR-10 run's
     models["colour (untrained)"] = pixelrnn.PixelRNN(**colour).eval()
     return models

@@ -31,10 +31,6 @@ if run mnist-8bit; then
   $PY -m pixelrnn train --data mnist --values 8bit --hidden-size 256 --head-size 256 --epochs 8 --batch-size 64 \
     --lr 2e-3 --warmup-steps 300 --out runs/mnist-8bit --test
 fi
-if run photos-rgb; then
-  $PY -m pixelrnn train --data photos --height 32 --width 32 --channels 3 --values 8bit --hidden-size 256 \
-    --head-size 256 --copies 16000 --epochs 12 --batch-size 32 --lr 2e-3 --warmup-steps 200 --out runs/photos-rgb
-fi
 if run photos-gray-pixel; then
   $PY -m pixelrnn train --data photos --height 16 --width 16 --values 8bit --step pixel --hidden-size 128 \
     --head-size 32 --copies 8000 --epochs 8 --batch-size 32 --lr 2e-3 --warmup-steps 100 --out runs/photos-gray-pixel

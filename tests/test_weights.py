@@ -44,3 +44,15 @@ def test_binarized_mnist_checkpoint_scores_as_its_card_says():
     assert claimed <= 84  # this round's target
     assert abs(figures["nll_nats"] - claimed) < 2.5  # a random fifth of the test images: close to the full figure
     torch.testing.assert_close(torch.tensor(figures["bits_per_dim"]), torch.tensor(figures["nll_nats"] / (784 * 0.6931471805599453)))
+
+
+def test_cifar10_checkpoint_scores_as_its_card_says_on_original_pixels():
+    if not (DATA / "cifar10_exact_test.npz").exists():
+        pytest.skip(f"no cifar10_exact_test.npz in {DATA}")
+    folder = ROOT / "weights" / "cifar10"
+    model = pixelrnn.PixelRNN.from_pretrained(folder)
+    claimed = card_fields((folder / "README.md").read_text())["metrics"]
+    assert claimed["test_bits_per_dim"] <= 3.8  # this round's bar, on the JPEG-decoded test set
+    exact = load_splits("cifar10-exact-test", model.config, folder=str(DATA)).test[:200]
+    figures = evaluate(model, exact)
+    assert abs(figures["bits_per_dim"] - claimed["exact_test_bits_per_dim"]) < 0.15  # 200 of the 846 images
