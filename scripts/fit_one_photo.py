@@ -48,7 +48,7 @@ def main():
     model = pixelrnn.PixelRNN.from_pretrained(out / "run")
     *_, restored = pixelrnn.reconstruct(model, original)
     print(f"{args.photo}, {args.size}x{args.size}, 3 binary channels, {args.steps} steps: "
-          f"sampling loss {restored.loss:.4f} nats per value, values wrong {restored.error_rate:.4f}")  # fmt: skip
+          f"sampling loss {restored.loss:.2e} nats per value, values wrong {restored.error_rate:.4f}")  # fmt: skip
     pair = torch.stack([original, restored.image[0].cpu()])
     pixelrnn.to_pil(pair, model, scale=4).save(ROOT / "docs" / "fit-one-photo.png")
 
