@@ -153,17 +153,15 @@ def reconstruct(image, invert, how, keep_rows, sampling, temperature, seed, mode
         raise pixelrnn.PixelRNNError("upload an image first, or pick an example")
     original = pixelrnn.load_image(image, model, invert="auto" if invert else False)
     steps = _steps(model, original, how, keep_rows, sampling, temperature, seed)
-    unique, seen, plotted_at = pictures.UniqueFrames(), gr.skip(), 0.0
-    for index, step in enumerate(pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS)):
+    # The image as the model sees it is already on the page (the preview), and a curve of one row says nothing.
+    unique, plotted_at = pictures.UniqueFrames(), time.monotonic()
+    for step in pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS):
         plot = gr.skip()
         if step.done or time.monotonic() - plotted_at > PLOT_EVERY:
             plot, plotted_at = pictures.row_loss_frame(step.row_losses), time.monotonic()
-        if index == 0:
-            seen = unique(pictures.picture(original, model))
         result = unique(pictures.picture(step.image, model))
         error_map = unique(pictures.error_map(original, step.image, step.row, model))
-        yield (seen, result, error_map, *_figures(step), plot)
-        seen = gr.skip()
+        yield (result, error_map, *_figures(step), plot)
 
 
 @gpu()
@@ -451,7 +449,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                      api_name="load_from_hub").success(**refresh_preview)  # fmt: skip
     reconstruct_button.click(
         reconstruct, [image, invert, how, keep_rows, sampling, temperature, seed, model_key_state],
-        [model_view, result, errors, sampling_loss, nll, bits, error_rate, row_plot], api_name="reconstruct", **sampling_events,
+        [result, errors, sampling_loss, nll, bits, error_rate, row_plot], api_name="reconstruct", **sampling_events,
     )  # fmt: skip
     draw_button.click(complete_drawing, [drawing, draw_keep_rows, completions, draw_temperature, draw_seed, model_key_state],
                       [completion_grid, completion_losses], api_name="complete_drawing", **sampling_events)  # fmt: skip
