@@ -56,9 +56,9 @@ def main():
             start = time.perf_counter()
             figures = evaluate(model, exact)
             rows.append((folder.name, "cifar10-exact-test", "test", len(exact), figures, time.perf_counter() - start, pixelrnn.count_parameters(model)))
-    print(f"{'checkpoint':<28}{'data':<18}{'split':<7}{'images':>7}{'NLL nats':>10}{'bits/dim':>10}{'params':>11}{'eval s':>8}")
+    print(f"{'checkpoint':<28}{'data':<20}{'split':<7}{'images':>7}{'NLL nats':>10}{'bits/dim':>10}{'params':>11}{'eval s':>8}")
     for name, source, split, count, figures, seconds, params in rows:
-        print(f"{name:<28}{source:<18}{split:<7}{count:>7}{figures['nll_nats']:>10.2f}{figures['bits_per_dim']:>10.4f}{params:>11,}{seconds:>8.1f}")
+        print(f"{name:<28}{source:<20}{split:<7}{count:>7}{figures['nll_nats']:>10.2f}{figures['bits_per_dim']:>10.4f}{params:>11,}{seconds:>8.1f}")
     print("\npublished, binarized MNIST test NLL (nats per image):")
     for name, nll in PUBLISHED:
         print(f"  {name:<55}{nll:>6.1f}")
