@@ -65,7 +65,7 @@ def model_choices(session_models):
 
 
 def model_updates(model_key):
-    """What changes with the model in use: its description, the rows slider, the samples of its card, the canvas."""
+    """What changes with the model in use: its description, the rows sliders, its samples, the canvas."""
     model = MODELS.get(model_key)
     height, width = model.config["height"], model.config["width"]
     return (
@@ -73,6 +73,7 @@ def model_updates(model_key):
         gr.update(maximum=height, value=height // 2),
         MODELS.samples(model_key),
         gr.update(canvas_size=_canvas_size(width, height), value=_blank_canvas(width, height)),
+        gr.update(maximum=height, value=height // 2),
     )
 
 
@@ -97,17 +98,17 @@ def page_load(model_key, session_models, request: gr.Request):
             linked = key_for_link(link["model"], link.get("revision", ""))
             MODELS.get(linked)
             model_key = linked
-            if linked not in dict((v, k) for k, v in choices):
+            if linked not in {key for _, key in choices}:
                 session_models = [*session_models, [label(linked), linked]]
                 choices = model_choices(session_models)
         except pixelrnn.PixelRNNError as error:
             notice = f"\n\n**The linked model could not be loaded:** {error}"
     model_key = model_key or default_key()
     if not model_key:
-        empty = (gr.update(), None, gr.update())
+        empty = (gr.update(), None, gr.update(), gr.update())
         return "", gr.update(choices=choices, value=None), f"**{no_checkpoint_message()}**", *empty, session_models
-    info, rows, samples, canvas = model_updates(model_key)
-    return model_key, gr.update(choices=choices, value=model_key), info + notice, rows, samples, canvas, session_models
+    info, *updates = model_updates(model_key)
+    return model_key, gr.update(choices=choices, value=model_key), info + notice, *updates, session_models
 
 
 @friendly_errors
@@ -241,11 +242,12 @@ def train(files, data, steps, session_models, request: gr.Request, **options):
             continue
         model_key = MODELS.add_trained(update.run_id, update.checkpoint)
         session_models = [m for m in session_models if not m[1].startswith("trained:")] + [[label(model_key), model_key]]
-        info, rows, samples, canvas = model_updates(model_key)
+        info, rows, samples, canvas, draw_rows = model_updates(model_key)
         yield {
             loss_plot: pictures.loss_frame(update.history), train_status: update.status, model_key_state: model_key,
             model_list: gr.update(choices=model_choices(session_models), value=model_key), model_info: info,
-            session_models_state: session_models, keep_rows: rows, download: str(zip_checkpoint(update.checkpoint, update.checkpoint.parent / "pixelrnn-model.zip")),
+            session_models_state: session_models, keep_rows: rows, card_samples: samples, drawing: canvas,
+            draw_keep_rows: draw_rows, download: str(zip_checkpoint(update.checkpoint, update.checkpoint.parent / "pixelrnn-model.zip")),
         }  # fmt: skip
 
 
@@ -440,7 +442,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
 
     # -- wiring -------------------------------------------------------------------------------------------
     sampling_events = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
-    model_outputs = [model_info, keep_rows, card_samples, drawing]
+    model_outputs = [model_info, keep_rows, card_samples, drawing, draw_keep_rows]
     refresh_preview = dict(fn=preview, inputs=[image, invert, model_key_state], outputs=model_view, api_visibility="private")
     demo.load(page_load, [model_key_state, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state], api_visibility="private")
     gr.on([image.change, invert.change], preview, [image, invert, model_key_state], model_view, api_name="preview")  # first: the refreshes below share its function
@@ -461,7 +463,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
     train_files.upload(lambda: "uploads", None, data, api_visibility="private")
     train_button.click(
         train, [train_files, data, steps, session_models_state],
-        [loss_plot, train_status, model_key_state, model_list, model_info, session_models_state, download, keep_rows],
+        [loss_plot, train_status, model_key_state, model_list, model_info, session_models_state, download, keep_rows,
+         card_samples, drawing, draw_keep_rows],
         inputs_kwargs=dict(height=size, channels=channels, values=values, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                            bidirectional=bidirectional, mode=mode, window=window, batch_norm=batch_norm, row_head=row_head),
         api_name="train", concurrency_id="train", concurrency_limit=1,

@@ -258,10 +258,10 @@ def test_eight_clients_at_once_all_finish(app):
 # -- train ------------------------------------------------------------------------------------------------
 def test_training_streams_its_curve_and_the_model_is_used_downloaded(app, client, tmp_path):
     job = client.submit(**train_args([EXAMPLES / "digit-3.png"], "uploads", size=8, steps=15), api_name="/train")
-    curve, status, model_list, info, archive, keep_rows = job.result(timeout=120)
+    curve, status, model_list, info, archive, keep_rows, samples, _, draw_keep_rows = job.result(timeout=120)
     assert status.startswith("Done") and "trained in this session" in info and "8x8 gray" in info
     assert [step for step, _, series in curve["data"] if series == "train"][-1] == 15
-    assert keep_rows["maximum"] == 8
+    assert keep_rows["maximum"] == draw_keep_rows["maximum"] == 8 and samples is not None
     picture, _ = client.predict(4, 1.0, 1, False, api_name="/generate")
     with zipfile.ZipFile(archive) as zipped:
         assert {"pixelrnn-model/model.safetensors", "pixelrnn-model/config.json"} <= set(zipped.namelist())
@@ -286,7 +286,7 @@ def test_stop_ends_training_early_and_keeps_the_model(app, client):
     job = client.submit(**train_args(data="digits", size=8, steps=2000), api_name="/train")
     next(iter(job))  # the first streamed curve: training is under way
     client.predict(api_name="/stop_training")
-    _, status, _, info, archive, _ = job.result(timeout=120)
+    _, status, _, info, archive, *_ = job.result(timeout=120)
     assert status.startswith("Stopped after") and "trained in this session" in info and Path(archive).is_file()
 
 
