@@ -99,8 +99,13 @@ class Models:
         with self._lock:
             self._loaded[key], self._metrics[key] = model, metrics
             while len(self._loaded) > self.capacity:
-                self._loaded.popitem(last=False)
+                self._forget(next(iter(self._loaded)))
         return model
+
+    def _forget(self, key: str) -> None:
+        """Drop a model and what was kept beside it (caller holds the lock): the cache stays bounded."""
+        for kept in (self._loaded, self._metrics, self._samples):
+            kept.pop(key, None)
 
     def add_trained(self, run_id: str, folder: Path) -> str:
         key = f"trained:{run_id}"
@@ -112,8 +117,7 @@ class Models:
     def forget_trained(self, run_id: str) -> None:
         with self._lock:
             self._trained.pop(run_id, None)
-            self._loaded.pop(f"trained:{run_id}", None)
-            self._samples.pop(f"trained:{run_id}", None)
+            self._forget(f"trained:{run_id}")
 
     def metrics(self, key: str) -> dict:
         """What the model's card says it measured (empty when it says nothing, or could not be read)."""
@@ -130,10 +134,12 @@ class Models:
         with self._lock:
             if key in self._samples:
                 return self._samples[key]
-        *_, last = pixelrnn.generate(self.get(key), n=16, seed=0)
-        picture = pixelrnn.to_pil(last.image, self.get(key))
+        model = self.get(key)
+        *_, last = pixelrnn.generate(model, n=16, seed=0)
+        picture = pixelrnn.to_pil(last.image, model)
         with self._lock:
-            self._samples[key] = picture
+            if key in self._loaded:  # not kept for a model dropped meanwhile
+                self._samples[key] = picture
         return picture
 
     def _load(self, key: str):

@@ -54,7 +54,7 @@ class TrainingRuns:
             raise pixelrnn.PixelRNNError("upload one or a few images to train on, or choose a bundled data set")
         if data == "uploads" and len(files) > MAX_FILES:
             raise pixelrnn.PixelRNNError(f"upload at most {MAX_FILES} images")
-        pixelrnn.PixelRNN(**model_config)  # a bad combination of options fails here, before the data is read
+        pixelrnn.PixelRNN.check_config(model_config)  # a bad combination of options fails here, before the data is read
         # the data is read before the session's previous run is replaced: a bad upload keeps the model in use
         splits = load_splits([str(f) for f in files] if data == "uploads" else data, model_config, copies=256)
         current = self._start(session)

@@ -419,3 +419,16 @@ def test_a_visitors_hub_load_never_carries_the_servers_token(tmp_path):
         server.terminate()
         server.wait(timeout=30)
         hub.stop()
+
+
+def test_the_model_cache_forgets_what_it_kept_beside_a_dropped_model(monkeypatch, tmp_path):
+    from app_support.models import Models
+
+    for name in ("first", "second"):
+        pixelrnn.PixelRNN(height=4, width=4, hidden_size=8, head_size=8).save_pretrained(tmp_path / name)
+    monkeypatch.setenv("PIXELRNN_WEIGHTS", str(tmp_path))
+    models = Models("cpu", capacity=1)
+    models.get("local:first")
+    models.samples("local:first")  # drawn here: the folders have no samples.png
+    models.get("local:second")
+    assert list(models._loaded) == list(models._metrics) == ["local:second"] and models._samples == {}
