@@ -60,28 +60,34 @@ def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_
 def local_folder(source) -> Path | None:
     """The folder `source` names on this machine; None when it reads as a Hub repo id.
 
-    A name that can only be a path (a Path object, absolute, ./x, ../x, ~/x, or a/b where the folder a exists
-    here) and does not exist is an error at once: no Hub request for a typo.
+    A name that can only be a path (a Path object, absolute, ./x, ../x, ~/x) and does not exist is an error at
+    once: no Hub request for a typo. So is a/b when the folder a holds a folder named much like b (a typo of
+    weights/binarized-mnist); otherwise a/b is a repo id, even where a folder a exists here.
     """
     path = Path(source).expanduser()
     if _exists(path):
         return path
     text = str(source)
-    parts = Path(text).parts
+    guess = _nearest_folder(path)
     looks_local = (
         isinstance(source, os.PathLike)
         or path.is_absolute()
         or text.startswith(("./", "../", "~", ".\\", "..\\"))
-        or (len(parts) == 2 and Path(parts[0]).is_dir())
+        or (len(Path(text).parts) == 2 and guess is not None)
     )
     if not looks_local:
         return None
-    guess = ""
-    if path.parent.is_dir():
-        names = [p.name for p in path.parent.iterdir() if p.is_dir()]
-        close = difflib.get_close_matches(path.name, names, n=1)
-        guess = f" (did you mean {str(path.parent / close[0])!r}?)" if close else ""
-    raise PixelRNNError(f"there is no folder {text!r} on this machine{guess}")
+    hint = f" (did you mean {guess!r}?)" if guess else ""
+    raise PixelRNNError(f"there is no folder {text!r} on this machine{hint}")
+
+
+def _nearest_folder(path: Path) -> str | None:
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_dir()] if path.parent.is_dir() else []
+    except OSError:  # a folder we may not list
+        return None
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return str(path.parent / close[0]) if close else None
 
 
 def _exists(path: Path) -> bool:

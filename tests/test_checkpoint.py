@@ -195,10 +195,13 @@ def test_a_local_path_that_does_not_exist_is_said_at_once_without_the_hub(tmp_pa
     assert error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path / "weights" / "binarized-mnst")) is not None
 
 
-def test_a_name_that_reads_as_a_repo_id_still_goes_to_the_hub(tmp_path, monkeypatch):
+@pytest.mark.parametrize("here", ["no folder alice", "a folder alice with other things in it"])
+def test_a_name_that_reads_as_a_repo_id_still_goes_to_the_hub(tmp_path, monkeypatch, here):
     from pixelrnn import hub
 
-    monkeypatch.chdir(tmp_path)  # no folder "alice" here
+    if here != "no folder alice":
+        (tmp_path / "alice" / "photos").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
     asked = []
     monkeypatch.setattr(hub, "fetch", lambda repo_id, filename, *a, **k: asked.append((repo_id, filename)) or pytest.skip())
     with pytest.raises(pytest.skip.Exception):
