@@ -35,7 +35,7 @@ import pixelrnn  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "digit-7-on-paper.png"
 RESTORE, COMPLETE = "restore (teacher-forced)", "complete from the first rows"
-FALLBACK = dict(height=28, width=28, hidden_size=512, head_size=512)  # the shape of the shipped binarized model
+FALLBACK = dict(height=28, width=28, cell="lstm", hidden_size=512, head_size=512, head_layers=2)  # the shipped binarized model's shape
 
 
 def checkpoint(weights: Path, folder: Path) -> str:

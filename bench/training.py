@@ -18,7 +18,8 @@ from pixelrnn import distributions  # noqa: E402
 
 CONFIGS = {
     "default (GRU 256, MADE 256)": dict(),
-    "shipped binarized-mnist (GRU 512, MADE 512)": dict(hidden_size=512, head_size=512),
+    "GRU 512, MADE 512 (the earlier binarized-mnist)": dict(hidden_size=512, head_size=512),
+    "shipped binarized-mnist (LSTM 512, MADE 512 x 2 layers)": dict(cell="lstm", hidden_size=512, head_size=512, head_layers=2),
     "independent row head (GRU 512)": dict(hidden_size=512, head_size=512, row_head="independent"),
     "many-to-one, window 8 (GRU 512)": dict(hidden_size=512, head_size=512, mode="many-to-one"),
     "LSTM 512": dict(cell="lstm", hidden_size=512, head_size=512),
