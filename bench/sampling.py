@@ -119,6 +119,9 @@ def carried_state(args):
         "56x56 binary": pixelrnn.PixelRNN(height=56, width=56),
         "64x64 RGB 8-bit": pixelrnn.PixelRNN(height=64, width=64, channels=3, values="8bit", hidden_size=256),
     }
+    shipped = Path(__file__).resolve().parents[1] / "weights" / "binarized-mnist"
+    if shipped.is_dir():  # the app's default model (the bar: 64 images in at most 0.1 s)
+        models["binarized-mnist"] = pixelrnn.PixelRNN.from_pretrained(shipped)
     print(f"generate {args.n} images, best of {args.repeats}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'model':<21}{'rows':>6}{'carried s':>12}{'prefix s':>12}{'prefix/carried':>16}")
     for name, model in models.items():
@@ -132,6 +135,19 @@ def carried_state(args):
     carried = best_time(generate_carried, 1, small, args.n, generator)
     naive = best_time(generate_naive, 1, small, args.n, generator)
     print(f"naive full forward pass per value, 14x14 binary: {naive:.2f} s, {naive / carried:.0f}x the carried state")
+    lstm_step(args.n, args.repeats)
+
+
+@torch.inference_mode()
+def lstm_step(n, repeats):
+    """One LSTM step of a row (hidden 512): nn.LSTM's own call against the fused cell `context_step` uses."""
+    from pixelrnn.model import _lstm_step
+
+    lstm = torch.nn.LSTM(512, 512, batch_first=True).eval()
+    x, state = torch.randn(n, 1, 512), (torch.zeros(1, n, 512), torch.zeros(1, n, 512))
+    module = best_time(lambda: [lstm(x, state) for _ in range(28)], repeats)
+    cell = best_time(lambda: [_lstm_step(lstm, x, state) for _ in range(28)], repeats)
+    print(f"28 LSTM steps (hidden 512, {n} images): nn.LSTM {module:.3f} s, the fused cell {cell:.3f} s, {module / cell:.1f}x")
 
 
 def main():

@@ -430,7 +430,7 @@ def _lstm_step(rnn: nn.LSTM, step_input: torch.Tensor, state):
     """One step of a unidirectional nn.LSTM in eval mode, layer by layer through the fused LSTM cell.
 
     The same function as `rnn(step_input, state)`, to float rounding; on the CPU, nn.LSTM's sequence kernel
-    costs about 2.5x more for a single step (`bench/sampling.py`), which sampling takes once per row.
+    costs about twice as much for a single step (`bench/sampling.py`), which sampling takes once per row.
     """
     batch = step_input.shape[0]
     if state is None:
