@@ -155,10 +155,11 @@ def reconstruct(image, invert, how, keep_rows, sampling, temperature, seed, mode
     original = pixelrnn.load_image(image, model, invert="auto" if invert else False)
     steps = _steps(model, original, how, keep_rows, sampling, temperature, seed)
     # The image as the model sees it is already on the page (the preview), and a curve of one row says nothing.
-    # The error map and the curve read the whole result: they follow at the curve's pace, with the last row.
+    # The error map and the curve read the whole result: they follow at the curve's pace, with the last row
+    # (the first frame clears the previous request's map).
     unique, plotted_at = pictures.UniqueFrames(), time.monotonic()
-    for step in pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS):
-        plot = error_map = gr.skip()
+    for index, step in enumerate(pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS)):
+        plot, error_map = gr.skip(), None if index == 0 else gr.skip()
         if step.done or time.monotonic() - plotted_at > PLOT_EVERY:
             plot, plotted_at = pictures.row_loss_frame(step.row_losses), time.monotonic()
             error_map = unique(pictures.error_map(original, step.image, step.row, model))

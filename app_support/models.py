@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pixelrnn
 from pixelrnn.card import card_fields
-from pixelrnn.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from pixelrnn.checkpoint import CONFIG_NAME, HUB_PREFIX, WEIGHTS_NAME
 
 WEIGHTS_ENV, PRESETS_ENV = "PIXELRNN_WEIGHTS", "PIXELRNN_HUB_MODELS"
 DEFAULT_CHECKPOINT = "binarized-mnist"
@@ -159,7 +159,8 @@ class Models:
             source = self._trained[name]
         else:
             raise pixelrnn.PixelRNNError(f"unknown model {key!r}: choose one in the model list")
-        model = pixelrnn.PixelRNN.from_pretrained(source, **options)
+        hub = kind in ("preset", "hub")  # a Hub repo id, even where a folder of that name exists here
+        model = pixelrnn.PixelRNN.from_pretrained(HUB_PREFIX + source if hub else source, **options)
         check_affordable(model)
         return model.to(self.device), _card_metrics(source, options)
 

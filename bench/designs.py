@@ -6,8 +6,8 @@
 row head, each read many-to-many (carried state) or many-to-one (a window of 8 rows).
 `capacity`: the autoregressive many-to-many model without and with regularization (dropout on the RNN's
 output and between layers, AdamW weight decay), a deeper row head, two RNN layers, an LSTM.
-Every variant gets the same optimizer, schedule, epochs and width; models are selected and compared on
-`valid` only (the test split is reported once, for the shipped checkpoint).
+Every variant gets the same optimizer, schedule, epochs and width (the regularized ones add weight decay);
+models are selected and compared on `valid` only (the test split is reported once, for the shipped checkpoint).
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ SETS = {
     },
     "capacity": {
         "GRU, head 1 layer": dict(),
-        "GRU, dropout 0.2, weight decay 0.05": dict(REGULARIZED),
+        "GRU, regularized (dropout 0.2, weight decay 0.05)": dict(REGULARIZED),
         "GRU, regularized, head 2 layers": dict(REGULARIZED, head_layers=2),
         "GRU 2 layers, regularized": dict(REGULARIZED, num_layers=2),
         "LSTM, regularized": dict(REGULARIZED, cell="lstm"),

@@ -32,13 +32,19 @@ MAX_CONFIG_BYTES = 2**20  # a config.json is a few hundred bytes
 META_CHECK_ABOVE = 2**24
 
 
+HUB_PREFIX = "hf:"  # hf:owner/name is a Hub repo id, never a folder here
+
+
 def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_only=False, map_location="cpu",
          force_download=False, max_parameters=None):  # fmt: skip
     """Build a model from a local folder or a Hub repo id; return it in eval mode.
 
     `token=False` sends no token to the Hub; `max_parameters` refuses larger models before anything is built.
     """
-    folder = local_folder(source)
+    if isinstance(source, str) and source.startswith(HUB_PREFIX):
+        folder, source = None, source[len(HUB_PREFIX) :]
+    else:
+        folder = local_folder(source)
     if folder is not None:
         config_path, weights_path = _local_files(folder)
         config = cls.check_config(read_config(config_path, cls), max_parameters=max_parameters)
@@ -62,22 +68,22 @@ def local_folder(source) -> Path | None:
 
     A name that can only be a path (a Path object, absolute, ./x, ../x, ~/x) and does not exist is an error at
     once: no Hub request for a typo. So is a/b when the folder a holds a folder named much like b (a typo of
-    weights/binarized-mnist); otherwise a/b is a repo id, even where a folder a exists here.
+    weights/binarized-mnist); otherwise a/b is a repo id, even where a folder a exists here. `load` sends
+    hf:a/b to the Hub without asking.
     """
     path = Path(source).expanduser()
     if _exists(path):
         return path
     text = str(source)
+    surely_local = isinstance(source, os.PathLike) or path.is_absolute() or text.startswith(("./", "../", "~", ".\\", "..\\"))
+    if not surely_local and len(Path(text).parts) != 2:
+        return None
     guess = _nearest_folder(path)
-    looks_local = (
-        isinstance(source, os.PathLike)
-        or path.is_absolute()
-        or text.startswith(("./", "../", "~", ".\\", "..\\"))
-        or (len(Path(text).parts) == 2 and guess is not None)
-    )
-    if not looks_local:
+    if not surely_local and guess is None:
         return None
     hint = f" (did you mean {guess!r}?)" if guess else ""
+    if not surely_local:
+        hint += f"; {HUB_PREFIX}{text} loads the Hub repo of that name"
     raise PixelRNNError(f"there is no folder {text!r} on this machine{hint}")
 
 
@@ -86,7 +92,7 @@ def _nearest_folder(path: Path) -> str | None:
         names = [p.name for p in path.parent.iterdir() if p.is_dir()] if path.parent.is_dir() else []
     except OSError:  # a folder we may not list
         return None
-    close = difflib.get_close_matches(path.name, names, n=1)
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.85)  # a typo, not a sibling model
     return str(path.parent / close[0]) if close else None
 
 

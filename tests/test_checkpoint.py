@@ -178,7 +178,8 @@ def test_hostile_configs_are_clear_errors(tmp_path, text, words):
 @pytest.mark.parametrize(
     "name, words",
     [
-        ("weights/binarized-mnst", "there is no folder 'weights/binarized-mnst' on this machine (did you mean 'weights/binarized-mnist'?)"),
+        ("weights/binarized-mnst", "there is no folder 'weights/binarized-mnst' on this machine (did you mean "
+         "'weights/binarized-mnist'?); hf:weights/binarized-mnst loads the Hub repo of that name"),
         ("./foo", "there is no folder './foo' on this machine"),
         ("../x", "there is no folder '../x' on this machine"),
         ("/no/such/folder", "there is no folder '/no/such/folder' on this machine"),
@@ -195,15 +196,19 @@ def test_a_local_path_that_does_not_exist_is_said_at_once_without_the_hub(tmp_pa
     assert error_of(lambda: pixelrnn.PixelRNN.from_pretrained(tmp_path / "weights" / "binarized-mnst")) is not None
 
 
-@pytest.mark.parametrize("here", ["no folder alice", "a folder alice with other things in it"])
-def test_a_name_that_reads_as_a_repo_id_still_goes_to_the_hub(tmp_path, monkeypatch, here):
+@pytest.mark.parametrize(
+    "here, name",
+    [(None, "alice/tiny"), ("photos", "alice/tiny"), ("tinyllama", "alice/tiny"), ("tiny-2", "alice/tiny"),
+     ("tiny", "hf:alice/tiny"), ("tinny", "hf:alice/tiny")],
+)  # fmt: skip
+def test_a_name_that_reads_as_a_repo_id_still_goes_to_the_hub(tmp_path, monkeypatch, here, name):
     from pixelrnn import hub
 
-    if here != "no folder alice":
-        (tmp_path / "alice" / "photos").mkdir(parents=True)
+    if here:  # a folder alice here, holding other things, a sibling model or (hf:) the very name
+        (tmp_path / "alice" / here).mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     asked = []
     monkeypatch.setattr(hub, "fetch", lambda repo_id, filename, *a, **k: asked.append((repo_id, filename)) or pytest.skip())
     with pytest.raises(pytest.skip.Exception):
-        pixelrnn.PixelRNN.from_pretrained("alice/tiny")
+        pixelrnn.PixelRNN.from_pretrained(name)
     assert asked == [("alice/tiny", "config.json")]

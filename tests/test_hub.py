@@ -242,7 +242,8 @@ EXPECTED = {
     "push: not a repo id": "'not a / valid // id' is not a Hub repo id like 'user/model'",
     "push: no network": "cannot reach the Hub at http://127.0.0.1:",
     # said at once, without a Hub request: against a closed port, one would read "cannot reach the Hub"
-    "load: a typo in a local path": "there is no folder 'weights/binarized-mnst' on this machine (did you mean 'weights/binarized-mnist'?)",
+    "load: a typo in a local path": "there is no folder 'weights/binarized-mnst' on this machine (did you mean 'weights/binarized-mnist'?); "
+    "hf:weights/binarized-mnst loads the Hub repo of that name",
     "load: a local path that does not exist": "there is no folder './no-such-folder' on this machine",
 }  # fmt: skip
 
