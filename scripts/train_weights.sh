@@ -12,9 +12,12 @@ run() { [ "$which" = all ] || [ "$which" = "$1" ]; }
 # The design was chosen with `python bench/designs.py --set capacity --epochs 2 --hidden 512 --max-valid 2000`;
 # the test split is scored once, on the shipped float16 file, by scripts/ship.py.
 if run binarized-mnist; then
-  $PY -m pixelrnn train --data binarized-mnist --cell lstm --hidden-size 512 --head-size 512 --head-layers 2 --dropout 0.2 \
-    --weight-decay 0.05 --epochs 24 --batch-size 64 --lr 2e-3 --warmup-steps 300 --threads 2 --out runs/binarized-mnist
+  $PY -m pixelrnn train --data binarized-mnist --cell lstm --hidden-size 512 --head-size 512 --head-layers 2 --dropout 0.35 \
+    --weight-decay 0.1 --epochs 13 --batch-size 64 --lr 2e-3 --warmup-steps 300 --threads 2 --out runs/binarized-mnist
 fi
+# A first try with --dropout 0.2 --weight-decay 0.05 --epochs 24 reached its best valid NLL, 81.07, at epoch 10
+# and overfitted after it (82.18 at epoch 16, when it was stopped): hence more dropout and a schedule that
+# anneals before the model overfits.
 # The earlier binarized-mnist (80.86 nats on test, kept in the README's history) was:
 #   train --data binarized-mnist --hidden-size 512 --head-size 512 --epochs 8 --batch-size 64 --lr 2e-3 --warmup-steps 300 --test
 if run cifar10; then  # stopped at step 3041 (epoch 3 of 15) and resumed with --epochs 12 --resume: 12 epochs in all
