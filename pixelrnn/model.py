@@ -200,7 +200,8 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
             step_input = self.start.expand(batch_size, 1, -1)
         else:
             step_input = self._encode(distributions.normalize(previous, self._config["values"]).unsqueeze(1))
-        if self._config["mode"] == "many-to-many" and isinstance(self.rnn, nn.LSTM) and not self.training:
+        fused_lstm = isinstance(self.rnn, nn.LSTM) and not self.training and step_input.device.type == "cpu"
+        if self._config["mode"] == "many-to-many" and fused_lstm:
             output, state = _lstm_step(self.rnn, step_input, state)
         elif self._config["mode"] == "many-to-many":
             output, state = self.rnn(step_input, state)
@@ -427,7 +428,7 @@ def _sample_values_compiled():
 
 
 def _lstm_step(rnn: nn.LSTM, step_input: torch.Tensor, state):
-    """One step of a unidirectional nn.LSTM in eval mode, layer by layer through the fused LSTM cell.
+    """One step of a unidirectional nn.LSTM in eval mode on the CPU, layer by layer through the fused LSTM cell.
 
     The same function as `rnn(step_input, state)`, to float rounding; on the CPU, nn.LSTM's sequence kernel
     costs about twice as much for a single step (`bench/sampling.py`), which sampling takes once per row.
