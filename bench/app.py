@@ -32,9 +32,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import pixelrnn  # noqa: E402
+from app_support.labels import COMPLETE, RESTORE  # noqa: E402 - the page's own words
 
 EXAMPLE = ROOT / "examples" / "digit-7-on-paper.png"
-RESTORE, COMPLETE = "restore (teacher-forced)", "complete from the first rows"
 FALLBACK = dict(height=28, width=28, cell="lstm", hidden_size=512, head_size=512, head_layers=2)  # the shipped binarized model's shape
 
 

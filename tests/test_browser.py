@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_harness import EXAMPLES, ROOT, assert_same_picture, library_model, served
+from app_support.labels import COMPLETE
 from PIL import Image
 
 import pixelrnn
@@ -79,7 +80,7 @@ def test_upload_an_image_and_reconstruct_it(page):
 def test_complete_the_lower_rows_of_an_example(page):
     page.locator(".gallery button, .gallery-item").nth(2).click()  # the examples: colors, 0, 3, 7
     expect(page.locator("#model-view img")).to_be_visible()
-    page.get_by_label("complete from the first rows").check()
+    page.get_by_label(COMPLETE).check()
     set_slider(page, "keep-rows", 12)
     page.fill("#seed input", "1")
     page.click("#reconstruct-button")
