@@ -216,18 +216,24 @@ def check_state(expected: dict, found: dict, origin: str = "the checkpoint") -> 
 
 def save(model, folder, **card_kwargs) -> Path:
     """Write the checkpoint folder; each file lands whole (temp file + rename) or not at all."""
-    from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    _atomic_write(folder / WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata={"format": "pt"}))
+    _atomic_write(folder / WEIGHTS_NAME, lambda path: write_tensors(state, path, metadata={"format": "pt"}))
     config_text = json.dumps(model.config, indent=2, sort_keys=True) + "\n"
     _atomic_write(folder / CONFIG_NAME, lambda path: path.write_text(config_text, encoding="utf-8"))
     parameters = sum(p.numel() for p in model.parameters())
     card_text = model_card(model.config, parameters, **card_kwargs)
     _atomic_write(folder / CARD_NAME, lambda path: path.write_text(card_text, encoding="utf-8"))
     return folder
+
+
+def write_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
+    """A safetensors file written by Python, so it gets the user's umask (safetensors' save_file makes it owner-only)."""
+    from safetensors.torch import save
+
+    Path(path).write_bytes(save(tensors, metadata=metadata))
 
 
 def _atomic_write(target: Path, write) -> None:

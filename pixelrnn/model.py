@@ -54,6 +54,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        head_dropout: float = 0.0,
         batch_norm: bool = True,
         mode: str = "many-to-many",
         window: int = 8,
@@ -87,7 +88,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         self.drop = nn.Dropout(dropout)
         if row_head == "autoregressive":
             self.head = MaskedRowHead(
-                self.token_size, self.params_per_value, hidden_size, head_size, head_layers, direct_connections
+                self.token_size, self.params_per_value, hidden_size, head_size, head_layers, direct_connections, head_dropout
             )
         else:
             self.head = IndependentRowHead(self.token_size, self.params_per_value, hidden_size)
@@ -271,8 +272,9 @@ class MaskedRowHead(nn.Module):
     units whose degree lets them see it.
     """
 
-    def __init__(self, token_size, params_per_value, context_size, head_size, head_layers, direct_connections=True):
+    def __init__(self, token_size, params_per_value, context_size, head_size, head_layers, direct_connections=True, dropout=0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout)  # on every hidden layer's units while training; sampling runs in eval mode
         self.token_size, self.params_per_value = token_size, params_per_value
         input_degree = torch.arange(1, token_size + 1)
         hidden_degree = torch.arange(head_size) % max(token_size - 1, 1) + 1
@@ -299,9 +301,9 @@ class MaskedRowHead(nn.Module):
         return out.unflatten(-1, (self.token_size, self.params_per_value))
 
     def _hidden(self, pre_activation):
-        a = F.relu(pre_activation)
+        a = self.drop(F.relu(pre_activation))
         for layer in self.hidden:
-            a = F.relu(layer(a))
+            a = self.drop(F.relu(layer(a)))
         return a
 
     def sample(self, context, values, temperature, noise):

@@ -4,7 +4,7 @@
 (live plot, stop button) share it. The output folder holds:
 
     out/                 the best checkpoint by validation NLL (model.safetensors, config.json, README.md)
-    out/last/            the latest state for --resume: weights, optimizer.safetensors, state.json
+    out/last/            the latest state for --resume: weights, optimizer.safetensors, state.json (and average.safetensors with --ema)
     out/metrics.jsonl    one JSON line per epoch (and every `log_every` steps)
     out/loss.png         the loss curve
     out/train.json       this run's training settings (it marks the folder as a pixelrnn run)
@@ -33,6 +33,7 @@ from . import checkpoint, distributions
 from .datasets import AUGMENTS, NAMED, load_splits
 from .devices import device_problem, pick_device
 from .errors import PixelRNNError
+from .averaging import WeightAverage
 from .evaluate import evaluate
 from .model import PixelRNN
 from .plot import loss_curve
@@ -58,6 +59,8 @@ class TrainConfig:
     warmup_steps: int = _setting(200, "linear warm-up steps, at most a tenth of the run's steps (a shorter run warms up for a tenth)")
     weight_decay: float = _setting(0.0, "AdamW weight decay")
     grad_clip: float = _setting(1.0, "clip the gradient norm to this (0: no clipping)")
+    ema: float = _setting(0.0, "decay per step of a moving average of the weights (0: none; 0.999 averages about the last 1,000 steps): "
+                               "the average is what is scored, kept as the best checkpoint and tested")
     seed: int = _setting(0, f"seeds the weights, the data order and the augmentation (0 to {MAX_SEED})")
     save_every: int = _setting(200, "steps between saves of last/ (it is also saved at every epoch end and on stop)")
     log_every: int = _setting(50, "steps between training-loss lines in metrics.jsonl")
@@ -101,6 +104,9 @@ class TrainConfig:
         number("min_lr_ratio", 0, 1)
         number("weight_decay", 0)
         number("grad_clip", 0)
+        number("ema", 0, 1)
+        if self.ema == 1:
+            problems.append("ema must be below 1 (1 would never move from the first weights)")
         if self.epochs == 0 and self.max_steps == 0:
             problems.append("epochs and max_steps are both 0: there is nothing to train")
         if self.augment not in AUGMENTS:
@@ -180,6 +186,12 @@ class _Run:
     optimizer: torch.optim.Optimizer
     config: TrainConfig
     data_name: str | None = None
+    average: WeightAverage | None = None
+
+    @property
+    def scored(self) -> PixelRNN:
+        """The model that is evaluated and kept: the weight average when there is one."""
+        return self.model if self.average is None else self.average.model
 
 
 def run(config: TrainConfig, model_config: dict, splits=None):
@@ -209,10 +221,11 @@ def run(config: TrainConfig, model_config: dict, splits=None):
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps) if config.epochs else config.max_steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
-    this = _Run(out, model, optimizer, config, splits.name)
+    average = WeightAverage(model, config.ema) if config.ema else None
+    this = _Run(out, model, optimizer, config, splits.name, average)
     state = RunState()
     if config.resume:
-        state = _load_last(out, model, optimizer)
+        state = _load_last(out, model, optimizer, average)
         if state.step >= total_steps and state.best_metrics is not None:
             raise PixelRNNError(
                 f"the run in {out} is finished ({state.step} of {total_steps} steps; its best checkpoint is in {out}): "
@@ -253,10 +266,12 @@ def run(config: TrainConfig, model_config: dict, splits=None):
                     raise PixelRNNError(_diverged_message(state, out, reported))
                 optimizer.step()
                 state.step += 1
+                if average is not None:
+                    average.update(model, state.step)
                 state.batch_in_epoch = index + 1
                 epoch_losses.append(reported)
                 if rank == 0 and state.step % config.log_every == 0:
-                    _writing(out, _append_metrics, out, {"kind": "step", "step": state.step, "epoch": state.epoch, "train_nll": reported, "lr": lr})
+                    _writing(out, _append_metrics, out, {"kind": "step", "step": state.step, "epoch": state.epoch_number, "train_nll": reported, "lr": lr})
                 if rank == 0 and state.step % config.save_every == 0:
                     _writing(out, _save_last, this, state)
                 yield Progress(step=state.step, total_steps=total_steps, epoch=state.epoch_number, loss=reported, lr=lr,
@@ -288,7 +303,7 @@ def run(config: TrainConfig, model_config: dict, splits=None):
         if stop.was_requested:
             return
         if state.best_metrics is None:  # stopped by max_steps before any evaluation
-            valid = evaluate(model, valid_images, config.eval_batch_size)
+            valid = evaluate(this.scored, valid_images, config.eval_batch_size)
             state.best_valid_nll = valid["nll_nats"]
             _writing(out, _save_best, this, state, valid)
             _writing(out, _save_last, this, state)
@@ -302,7 +317,7 @@ def run(config: TrainConfig, model_config: dict, splits=None):
 
 def _end_of_epoch(this: _Run, state: RunState, valid_images, epoch_losses, seconds, images) -> dict:
     """Score the epoch's model; keep it if it is the best so far; log, plot and save last/."""
-    valid = evaluate(this.model, valid_images, this.config.eval_batch_size)
+    valid = evaluate(this.scored, valid_images, this.config.eval_batch_size)
     if valid["nll_nats"] < state.best_valid_nll:
         state.best_valid_nll = valid["nll_nats"]
         _save_best(this, state, valid)
@@ -321,7 +336,7 @@ def _save_best(this: _Run, state: RunState, valid: dict):
         "valid_nll_nats": round(valid["nll_nats"], 3), "valid_bits_per_dim": round(valid["bits_per_dim"], 5),
         "epoch": state.epoch, "step": state.step,
     }  # fmt: skip
-    checkpoint.save(this.model, this.out, metrics=state.best_metrics, data=this.data_name, command=this.config.command or None)
+    checkpoint.save(this.scored, this.out, metrics=state.best_metrics, data=this.data_name, command=this.config.command or None)
 
 
 def _report_test(this: _Run, state: RunState, splits):
@@ -340,6 +355,7 @@ SETTINGS_NAME = "train.json"
 # Everything a run writes into its folder; starting over removes these and nothing else.
 RUN_FILES = (checkpoint.WEIGHTS_NAME, checkpoint.CONFIG_NAME, "README.md", "metrics.jsonl", "loss.png", SETTINGS_NAME)
 RUN_FOLDERS = ("last", "last.new", "last.old")
+AVERAGE_NAME = "average.safetensors"  # in last/: the weight average of a run with --ema
 
 
 def _check_new_run_folder(out: Path, overwrite: bool) -> None:
@@ -395,15 +411,15 @@ def _writing(out: Path, write, *args):
 
 def _save_last(this: _Run, state: RunState):
     """Write last/ whole: into a fresh folder, then swap it in (a crash leaves the old one or the new one)."""
-    from safetensors.torch import save_file
-
     out = this.out
     fresh, last, old = out / "last.new", out / "last", out / "last.old"
     shutil.rmtree(fresh, ignore_errors=True)
     checkpoint.save(this.model, fresh, command=this.config.command or None)
     tensors, groups = _flatten_optimizer(this.optimizer.state_dict())
     tensors["rng.torch"] = torch.get_rng_state()
-    save_file(tensors, str(fresh / "optimizer.safetensors"))
+    checkpoint.write_tensors(tensors, fresh / "optimizer.safetensors")
+    if this.average is not None:
+        checkpoint.write_tensors(this.average.state_dict(), fresh / AVERAGE_NAME)
     saved = {**state.to_json(), "param_groups": groups, "config": dataclasses.asdict(this.config)}
     (fresh / "state.json").write_text(json.dumps(saved, indent=2))
     shutil.rmtree(old, ignore_errors=True)
@@ -413,7 +429,7 @@ def _save_last(this: _Run, state: RunState):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_last(out: Path, model: PixelRNN, optimizer) -> RunState:
+def _load_last(out: Path, model: PixelRNN, optimizer, average: WeightAverage | None = None) -> RunState:
     """Read last/ whole and check it before anything is changed; a damaged file is named, never repaired."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -458,7 +474,16 @@ def _load_last(out: Path, model: PixelRNN, optimizer) -> RunState:
         torch.set_rng_state(rng)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
         raise damaged(f"optimizer state: {type(error).__name__}: {error}") from None
+    averaged = None
+    if average is not None and (last / AVERAGE_NAME).exists():  # else the average starts from the resumed weights
+        try:
+            averaged = load_file(str(last / AVERAGE_NAME))
+            average.load_state_dict(averaged)  # checks every name and shape before the model is touched
+        except (OSError, SafetensorError, RuntimeError) as error:
+            raise damaged(f"{AVERAGE_NAME}: {error}") from None
     model.load_state_dict(saved_model.state_dict())
+    if average is not None and averaged is None:
+        average.load_state_dict(model.state_dict())
     return state
 
 

@@ -212,3 +212,16 @@ def test_a_name_that_reads_as_a_repo_id_still_goes_to_the_hub(tmp_path, monkeypa
     with pytest.raises(pytest.skip.Exception):
         pixelrnn.PixelRNN.from_pretrained(name)
     assert asked == [("alice/tiny", "config.json")]
+
+
+def test_every_saved_file_gets_the_permissions_of_the_users_umask(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        tiny().save_pretrained(tmp_path / "ckpt")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "ckpt").iterdir()}
+    assert modes == {"README.md": 0o644, "config.json": 0o644, "model.safetensors": 0o644}

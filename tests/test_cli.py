@@ -148,7 +148,7 @@ def test_a_full_disk_while_training_is_one_line(capsys, tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    monkeypatch.setattr(safetensors.torch, "save", full)
     code, _, err = _cli(capsys, "train", "--data", "digits", "--out", tmp_path / "run", *CLI_TINY, "--epochs", 0, "--max-steps", 2)
     _one_line_error(code, err.splitlines()[-1] + "\n", "No space left on device")  # after the progress bar's line
 

@@ -329,3 +329,29 @@ def test_the_library_never_imports_the_apps_stack():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(pixelrnn.__file__).parents[1])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_head_dropout_drops_head_units_while_training_and_nothing_in_eval_mode():
+    torch.manual_seed(0)
+    dropped = tiny(head_dropout=0.5, head_layers=2, width=6)
+    plain = tiny(head_layers=2, width=6)
+    plain.load_state_dict(dropped.state_dict())
+    x = random_images(dropped, batch=4)
+    dropped.train()
+    assert not torch.allclose(dropped(x), dropped(x))  # a new mask each pass
+    settle_batch_norm(dropped), plain.load_state_dict(dropped.state_dict()), plain.eval()
+    assert torch.equal(dropped(x), plain(x))
+    context = torch.randn(4, 8)
+    token, params = dropped.sample_token(context, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(params, dropped.token_params(context, token), atol=1e-5)
+
+
+def test_a_config_without_head_dropout_loads_as_none(tmp_path):
+    import json
+
+    model = tiny()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["head_dropout"]  # written before the option existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert pixelrnn.PixelRNN.from_pretrained(tmp_path).config["head_dropout"] == 0.0

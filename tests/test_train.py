@@ -18,6 +18,7 @@ from PIL import Image
 import pixelrnn
 from pixelrnn.datasets import load_splits
 from pixelrnn.devices import pick_device
+from pixelrnn.evaluate import evaluate
 from pixelrnn.train import TrainConfig, run, warmup_steps
 from conftest import error_of, free_port
 
@@ -419,7 +420,7 @@ def test_a_full_disk_stops_the_run_with_a_message_and_keeps_the_last_save(tmp_pa
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    monkeypatch.setattr(safetensors.torch, "save", full)
     message = error_of(lambda: list(steps))
     assert "No space left on device" in message and f"the last complete save is kept in {tmp_path / 'last'}" in message
     assert json.loads((tmp_path / "last" / "state.json").read_text())["step"] == 5
@@ -458,6 +459,8 @@ def test_progress_and_metrics_agree_on_the_epoch(tmp_path):
     assert [p.epoch for p in progress if p.valid] == [1, 2]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+    steps = {r["step"]: r["epoch"] for r in records if r["kind"] == "step"}  # the epoch in progress, from 1 too
+    assert (steps[45], steps[50], steps[90]) == (1, 2, 2)
 
 
 def test_a_run_ended_by_max_steps_reports_its_real_validation_figure(tmp_path):
@@ -489,3 +492,75 @@ def test_cifar10_sources_read_the_shared_data(tmp_path):
     assert (len(exact.train), len(exact.valid), len(exact.test)) == (0, 846, 846) and exact.test.shape[1:] == (3, 32, 32)
     message = error_of(lambda: list(run(TrainConfig(data="cifar10-exact-test", data_dir=str(folder), out=str(tmp_path)), config)))
     assert "has no training images" in message
+
+
+# -- the weight average (--ema) ---------------------------------------------------------------------
+
+def test_a_weight_average_follows_the_weights_with_its_decay():
+    from pixelrnn.averaging import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, 0.9)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(4, 2))  # one batch seen by batch norm
+    average.update(model, step=10**6)
+    assert torch.allclose(average.model[0].weight, start + 0.1)
+    assert torch.allclose(average.model[1].running_mean, 0.1 * model[1].running_mean)
+    assert int(average.model[1].num_batches_tracked) == 1 and not average.model.training
+    assert average.decay_at(0) == pytest.approx(0.1) and average.decay_at(10**6) == 0.9
+    with pytest.raises(ValueError, match=r"decay of a weight average must be in \(0, 1\)"):
+        WeightAverage(model, 1.0)
+
+
+def test_with_ema_the_average_is_what_is_scored_kept_and_resumed(tmp_path):
+    from safetensors.torch import load_file
+
+    progress = _train(tmp_path, epochs=1, ema=0.9)
+    best, trained = _weights(tmp_path), _weights(tmp_path / "last")
+    _same_weights(best, load_file(str(tmp_path / "last" / "average.safetensors")))  # both saved at the epoch's end
+    assert any(not torch.equal(best[name], trained[name]) for name in best)
+    model = pixelrnn.PixelRNN.from_pretrained(tmp_path)
+    valid = evaluate(model, load_splits("digits", model.config).valid)
+    assert valid["nll_nats"] == pytest.approx(progress[-1].valid["nll_nats"])
+
+
+def test_stopping_and_resuming_with_ema_matches_an_uninterrupted_run(tmp_path):
+    _train(tmp_path / "whole", ema=0.95)
+    steps = run(_settings(tmp_path / "split", ema=0.95), TINY)
+    for progress in steps:
+        if progress.step == 23:
+            break
+    steps.close()
+    list(run(_settings(tmp_path / "split", ema=0.95, resume=True), TINY))
+    for name in ("model.safetensors", "last/model.safetensors", "last/average.safetensors"):
+        _same_weights(_weights_file(tmp_path / "whole" / name), _weights_file(tmp_path / "split" / name))
+
+
+def test_a_damaged_weight_average_is_named_and_a_missing_one_starts_from_the_weights(tmp_path):
+    steps = run(_settings(tmp_path / "run", ema=0.95), TINY)
+    for progress in steps:
+        if progress.step == 12:
+            break
+    steps.close()
+    last = tmp_path / "run" / "last"
+    shutil.copy(last / "average.safetensors", tmp_path / "average.safetensors")
+    _replace_tensor(last / "average.safetensors", "start", torch.zeros(3))
+    before = _tree(tmp_path / "run")
+    message = error_of(lambda: list(run(_settings(tmp_path / "run", ema=0.95, resume=True), TINY)))
+    assert "is damaged (average.safetensors" in message and _tree(tmp_path / "run") == before
+    (last / "average.safetensors").unlink()  # a run started without --ema, continued with it
+    list(run(_settings(tmp_path / "run", ema=0.95, resume=True), TINY))
+    assert (last / "average.safetensors").exists()
+
+
+def test_ema_must_be_below_one(tmp_path):
+    for value, words in ((1.0, "ema must be below 1"), (-0.5, "ema must be between 0 and 1")):
+        assert words in error_of(lambda: list(run(_settings(tmp_path / "run", ema=value), TINY)))
+
+
+def _weights_file(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
