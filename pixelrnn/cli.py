@@ -164,7 +164,7 @@ def _train(args, argv):
     bar = None
     last = None
     try:
-        for progress in run(config, model_config):
+        for progress in run(config, model_config, show_scoring=rank == 0):
             if bar is None:
                 bar = tqdm(total=progress.total_steps, initial=progress.step - 1, disable=rank != 0, unit="step", dynamic_ncols=True)
             bar.update(progress.step - bar.n)

@@ -187,6 +187,7 @@ class _Run:
     config: TrainConfig
     data_name: str | None = None
     average: WeightAverage | None = None
+    show_scoring: bool = False  # a progress bar on stderr while the validation and test splits are scored
 
     @property
     def scored(self) -> PixelRNN:
@@ -194,8 +195,9 @@ class _Run:
         return self.model if self.average is None else self.average.model
 
 
-def run(config: TrainConfig, model_config: dict, splits=None):
-    """Train; yields Progress per step. `splits` (datasets.Splits) overrides config.data."""
+def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool = False):
+    """Train; yields Progress per step. `splits` (datasets.Splits) overrides config.data; `show_scoring` shows
+    a progress bar on stderr while the validation and test splits are scored (the CLI's)."""
     config.validate()
     rank, world = _init_distributed()
     out = Path(config.out)
@@ -222,7 +224,7 @@ def run(config: TrainConfig, model_config: dict, splits=None):
         total_steps = min(total_steps, config.max_steps) if config.epochs else config.max_steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
     average = WeightAverage(model, config.ema) if config.ema else None
-    this = _Run(out, model, optimizer, config, splits.name, average)
+    this = _Run(out, model, optimizer, config, splits.name, average, show_scoring)
     state = RunState()
     if config.resume:
         state = _load_last(out, model, optimizer, average)
@@ -303,7 +305,7 @@ def run(config: TrainConfig, model_config: dict, splits=None):
         if stop.was_requested:
             return
         if state.best_metrics is None:  # stopped by max_steps before any evaluation
-            valid = evaluate(this.scored, valid_images, config.eval_batch_size)
+            valid = evaluate(this.scored, valid_images, config.eval_batch_size, progress=show_scoring)
             state.best_valid_nll = valid["nll_nats"]
             _writing(out, _save_best, this, state, valid)
             _writing(out, _save_last, this, state)
@@ -317,7 +319,7 @@ def run(config: TrainConfig, model_config: dict, splits=None):
 
 def _end_of_epoch(this: _Run, state: RunState, valid_images, epoch_losses, seconds, images) -> dict:
     """Score the epoch's model; keep it if it is the best so far; log, plot and save last/."""
-    valid = evaluate(this.scored, valid_images, this.config.eval_batch_size)
+    valid = evaluate(this.scored, valid_images, this.config.eval_batch_size, progress=this.show_scoring)
     if valid["nll_nats"] < state.best_valid_nll:
         state.best_valid_nll = valid["nll_nats"]
         _save_best(this, state, valid)
@@ -342,7 +344,7 @@ def _save_best(this: _Run, state: RunState, valid: dict):
 def _report_test(this: _Run, state: RunState, splits):
     """Score the best checkpoint on the test split, once, and put the figures in its card."""
     best = PixelRNN.from_pretrained(this.out)
-    test = evaluate(best, splits.test, this.config.eval_batch_size)
+    test = evaluate(best, splits.test, this.config.eval_batch_size, progress=this.show_scoring)
     metrics = {**(state.best_metrics or {}), "test_nll_nats": round(test["nll_nats"], 3),
                "test_bits_per_dim": round(test["bits_per_dim"], 5)}  # fmt: skip
     checkpoint.save(best, this.out, metrics=metrics, data=splits.name, command=this.config.command or None)

@@ -184,6 +184,12 @@ def test_eval_refuses_a_bad_batch_size_and_shows_progress(capsys, checkpoint, tm
         evaluate(tiny(height=8, width=8), torch.zeros(2, 1, 8, 8), batch_size=-5)
 
 
+def test_train_shows_progress_while_it_scores_the_validation_and_test_splits(capsys, tmp_path):
+    code, _, err = _cli(capsys, "train", "--data", "digits", "--out", tmp_path, *CLI_TINY, "--epochs", 1, "--eval-batch-size", 10, "--test")
+    assert code == 0, err
+    assert err.count("scoring:") >= 2 and "batch" in err  # a bar for the validation split, one for the test split
+
+
 def test_eval_json_into_a_missing_folder_is_one_line(capsys, checkpoint, tmp_path):
     code, _, err = _cli(capsys, "eval", checkpoint, "--data", "digits", "--max-images", 5, "--json", tmp_path / "no" / "e.json")
     _one_line_error(code, err, "cannot write --json")
