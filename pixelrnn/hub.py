@@ -7,8 +7,8 @@ Tokens are passed to huggingface_hub for its requests and nowhere else: never lo
 A Hub that accepts connections and never answers would hang huggingface_hub for minutes (several of its calls
 send no timeout, and its downloads retry timeouts five times). Every request pixelrnn makes waits at most
 `hub_timeout()` seconds for an answer (HUB_TIMEOUT, or the environment variable PIXELRNN_HUB_TIMEOUT) and is
-not retried once it timed out. For that, the first Hub call installs an httpx client factory in
-huggingface_hub (set_client_factory), for the whole process.
+not retried once it timed out. For that, every Hub call first wraps the httpx client factory set in
+huggingface_hub (set_client_factory) once, for the whole process; a factory the user set is kept inside.
 """
 import os
 import sys
@@ -42,31 +42,39 @@ def hub_timeout() -> float:
 
 
 def connect() -> None:
-    """Make every huggingface_hub request in this process give up after `hub_timeout()` seconds without an answer."""
-    global _client_factory
+    """Make every huggingface_hub request in this process give up after `hub_timeout()` seconds without an answer.
+
+    The client factory set in huggingface_hub (its default, or one the user set) is wrapped, not replaced: its
+    clients keep their transport, proxies and hooks, and only their `send` gains the timeout.
+    """
     hub_timeout()  # a bad PIXELRNN_HUB_TIMEOUT is said here, before any request
-    if _client_factory is None:
-        from huggingface_hub.utils import _http, set_client_factory
+    from huggingface_hub.utils import _http, set_client_factory
 
-        _client_factory = _timed_client_factory(getattr(_http, "httpx2", None) or _http.httpx, _http.hf_request_event_hook)
-        set_client_factory(_client_factory)
+    current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
+    if getattr(current, "_pixelrnn_timed", False):
+        return
+    httpx = getattr(_http, "httpx2", None) or _http.httpx  # httpx2 in huggingface_hub 2.x, httpx in 1.x
+
+    def timed_factory():
+        return _with_timeout(current(), httpx)
+
+    timed_factory._pixelrnn_timed = True
+    set_client_factory(timed_factory)
 
 
-_client_factory = None
+def _with_timeout(client, httpx):
+    """`client`, whose requests now carry the timeout and whose timeouts are not retried by huggingface_hub."""
+    send = client.send
 
+    def timed_send(request, **kwargs):
+        request.extensions = {**request.extensions, "timeout": httpx.Timeout(hub_timeout()).as_dict()}
+        try:
+            return send(request, **kwargs)
+        except httpx.TimeoutException as error:
+            raise _NoAnswer(str(error)) from error
 
-def _timed_client_factory(httpx, request_hook):
-    """huggingface_hub's default_client_factory (httpx2 in 2.x, httpx in 1.x), with a timeout on every request."""
-
-    class Client(httpx.Client):
-        def send(self, request, **kwargs):
-            request.extensions = {**request.extensions, "timeout": httpx.Timeout(hub_timeout()).as_dict()}
-            try:
-                return super().send(request, **kwargs)
-            except httpx.TimeoutException as error:
-                raise _NoAnswer(str(error)) from error
-
-    return lambda: Client(event_hooks={"request": [request_hook]}, follow_redirects=True)
+    client.send = timed_send
+    return client
 
 
 def fetch(repo_id: str, filename: str, revision=None, *, token=None, cache_dir=None, local_files_only=False,

@@ -392,3 +392,20 @@ def test_the_hub_timeout_is_sixty_seconds_unless_the_environment_says_otherwise(
         assert "PIXELRNN_HUB_TIMEOUT must be a number of seconds" in error_of(hub.hub_timeout)
     # said before any request is made
     assert "PIXELRNN_HUB_TIMEOUT must be a number of seconds" in error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/tiny"))
+
+
+USERS_FACTORY = """
+from huggingface_hub.utils import _http, set_client_factory
+
+seen = []
+set_client_factory(lambda: _http.httpx2.Client(event_hooks={"request": [lambda request: seen.append(str(request.url))]}))
+message = error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/tiny"))
+error_of(lambda: pixelrnn.PixelRNN.from_pretrained("alice/tiny"))  # wrapped once, not twice
+result = {"message": message, "seen by the user's hook": len(seen)}
+"""
+
+
+def test_the_timeout_wraps_a_client_factory_the_user_set_instead_of_replacing_it(silent_hub, tmp_path):
+    result, output = run_child(USERS_FACTORY, {}, endpoint=silent_hub, hf_home=tmp_path / "home", env={"PIXELRNN_HUB_TIMEOUT": "1"})
+    assert result["message"].startswith(f"the Hub at {silent_hub} did not answer within 1 s")
+    assert result["seen by the user's hook"] == 2 and "Retrying" not in output  # one request per load, none retried
