@@ -23,7 +23,7 @@ from app_support.models import Models, describe, hub_key, key_for_link, label, l
 from app_support.models import check_repo_id, default_key, no_checkpoint_message  # noqa: E402
 from app_support.models import presets as hub_presets  # noqa: E402
 from app_support.training import TrainingRuns, zip_checkpoint  # noqa: E402
-from pixelrnn.devices import pick_device  # noqa: E402
+from pixelrnn.devices import bfloat16_is_fast, pick_device  # noqa: E402
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.png"))  # digits and a drawing
 COLOUR_EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples" / "cifar10").glob("*.png"))
@@ -41,6 +41,8 @@ TRAIN_COLORS, COMPARE_COLORS = {"train": "#4c78a8", "valid": "#e45756"}, {"A": "
 
 torch.set_num_threads(THREADS)
 DEVICE = pick_device()
+# Draws run the RNN step's products in bfloat16 where that is native: ~1.5x faster, 1e-4 nats off (README).
+FAST_SAMPLING = bfloat16_is_fast(DEVICE)
 MODELS = Models(DEVICE)
 RUNS = TrainingRuns(on_forget=MODELS.forget_trained)
 DEFAULT_KEY = default_key()
@@ -137,7 +139,7 @@ def _steps(model, original, how, keep_rows, sampling, temperature, seed, n=1):
     if how == COMPLETE:
         return pixelrnn.complete(
             model, original, keep_rows=int(keep_rows), temperature=float(temperature), n=n,
-            seed=None if seed is None else int(seed), greedy=sampling == "greedy",
+            seed=None if seed is None else int(seed), greedy=sampling == "greedy", fast=FAST_SAMPLING,
         )  # fmt: skip
     return pixelrnn.reconstruct(model, original)
 
@@ -176,7 +178,7 @@ def complete_drawing(drawing, keep_rows, completions, temperature, seed, model_k
         raise pixelrnn.PixelRNNError("draw something first (or upload an image and erase its lower part)")
     original = pixelrnn.load_image(composite, model, invert="auto" if model.config["channels"] == 1 else False)
     steps = pixelrnn.complete(model, original, keep_rows=int(keep_rows), n=int(completions), temperature=float(temperature),
-                              seed=None if seed is None else int(seed))  # fmt: skip
+                              seed=None if seed is None else int(seed), fast=FAST_SAMPLING)  # fmt: skip
     unique = pictures.UniqueFrames()
     for step in pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS):
         losses = step.losses if getattr(step, "losses", None) else [step.loss]
@@ -224,7 +226,7 @@ def generate(n, temperature, seed, random_seed, model_key):
     model = MODELS.get(model_key)
     seed = secrets.randbelow(2**31) if random_seed or seed is None else int(seed)
     unique = pictures.UniqueFrames()
-    steps = pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed)
+    steps = pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed, fast=FAST_SAMPLING)
     for step in pictures.paced(steps, FRAMES_PER_SECOND, REQUEST_SECONDS):
         yield unique(pictures.picture(step.image, model)), seed
 

@@ -10,9 +10,13 @@ LSTM step through nn.LSTM against the fused cell that sampling uses.
 Then the row head's own loop, on the shipped checkpoints and the colour model's shape: `generate` with the
 library's sampler against `reference_sample_token`, the loop it replaced (a pass over the whole head for
 every value, in Python), with the share of images that came out identical for the same seed.
+Then `generate(fast=True)` on the shipped binarized-mnist: the RNN step's products in bfloat16, its time
+against the exact path's and the images drawn alike for the same seed; `--fidelity` also scores the test
+split teacher-forced through the fast step, against the exact NLL (needs ../shared/data or --data-dir).
 Timings are the best of `--repeats` runs, measured in one process so the ratios hold on a noisy machine.
 
     python bench/sampling.py --threads 1    # the figures in the README (also with --threads 2)
+    python bench/sampling.py --only-fast --fidelity --repeats 7
 """
 import functools
 import argparse
@@ -152,6 +156,56 @@ def lstm_step(n, repeats):
     print(f"28 LSTM steps (hidden 512, {n} images): nn.LSTM {module:.3f} s, the fused cell {cell:.3f} s, {module / cell:.1f}x")
 
 
+def fast_sampling(args):
+    shipped = Path(__file__).resolve().parents[1] / "weights" / "binarized-mnist"
+    if not shipped.is_dir():
+        print("no weights/binarized-mnist: nothing to compare")
+        return
+    from pixelrnn.devices import bfloat16_is_fast
+
+    model = pixelrnn.PixelRNN.from_pretrained(shipped)
+    native = bfloat16_is_fast("cpu")
+    print(f"\nfast=True on the shipped binarized-mnist: {args.n} images, best of {args.repeats}, {torch.get_num_threads()} threads, "
+          f"bfloat16 {'native' if native else 'emulated (fast=True does not pay here)'} on this CPU")
+    times = {False: float("inf"), True: float("inf")}
+    for _ in range(args.repeats):  # interleaved, so that a busy moment costs both alike
+        for fast in times:
+            times[fast] = min(times[fast], best_time(draw, 1, model, args.n, 0, fast))
+    same = (draw(model, args.n, 1, False) == draw(model, args.n, 1, True)).flatten(1).all(1)
+    print(f"exact {times[False]:.3f} s, fast {times[True]:.3f} s: {times[False] / times[True]:.2f}x; "
+          f"{int(same.sum())}/{len(same)} images identical for the same seed")
+    if args.fidelity:
+        from pixelrnn.datasets import load_splits
+        from pixelrnn.evaluate import evaluate
+
+        test = load_splits("binarized-mnist", model.config, folder=args.data_dir).test
+        exact = evaluate(model, test)["nll_nats"]
+        fast = fast_nll(model, test)
+        print(f"test NLL ({len(test)} images): exact {exact:.4f} nats, through the fast step {fast:.4f} nats, "
+              f"difference {fast - exact:+.4f}")
+
+
+@torch.inference_mode()
+def draw(model, n, seed, fast):
+    *_, last = pixelrnn.generate(model, n=n, seed=seed, fast=fast)
+    return last.image
+
+
+@torch.inference_mode()
+def fast_nll(model, images, batch_size=1000):
+    """Teacher-forced NLL (nats per image) with every row's context from `context_step(fast=True)`."""
+    values, total = model.config["values"], 0.0
+    for start in range(0, len(images), batch_size):
+        tokens = model.to_tokens(images[start : start + batch_size])
+        state, previous = None, None
+        for t in range(model.num_tokens):
+            context, state = model.context_step(previous, state, batch_size=len(tokens), fast=True)
+            params = model.token_params(context, tokens[:, t])
+            total -= distributions.log_prob(params, tokens[:, t], values).double().sum().item()
+            previous = tokens[:, t]
+    return total / len(images)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64, help="images per batch")
@@ -159,12 +213,19 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     parser.add_argument("--head-n", type=int, default=16, help="images per batch for the row head comparison")
     parser.add_argument("--only-head", action="store_true", help="skip the carried-state comparison")
+    parser.add_argument("--only-fast", action="store_true", help="only the fast=True comparison")
+    parser.add_argument("--fidelity", action="store_true", help="also score the test split through the fast step")
+    parser.add_argument("--data-dir", default=None, help="folder of the .npz data sets (default: $PIXELRNN_DATA, else ../shared/data)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if not args.only_head:
-        carried_state(args)
+        if not args.only_fast:
+            carried_state(args)
+        fast_sampling(args)
+    if args.only_fast:
+        return
 
     print(f"\nrow head: generate {args.head_n} images, library vs the replaced per-value loop, {torch.get_num_threads()} threads")
     print(f"(CPU seconds of this process, best of {args.repeats} after a warm-up: steadier than wall time on a shared machine)")

@@ -40,5 +40,21 @@ def device_problem(name) -> str | None:
     return None
 
 
+def bfloat16_is_fast(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products run at native speed here: a CUDA GPU, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere they are emulated and slower than float32, so `generate(fast=True)` would not pay.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:  # private helpers of torch.cpu; a torch without them is taken to have neither
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())

@@ -61,6 +61,11 @@ def library_model(name="binarized-mnist"):
     return pixelrnn.PixelRNN.from_pretrained(weights / name).to(app.DEVICE)
 
 
+def app_fast() -> bool:
+    """Whether the app draws with `fast=True` on this machine: the library must draw the same way to match it."""
+    return served()[0].FAST_SAMPLING
+
+
 def assert_same_picture(sent, x, model):
     """A picture the app sent (a file or a PIL image, any scale) shows exactly the library's values."""
     expected = np.asarray(pixelrnn.to_pil(x, model).convert("RGB"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_harness import EXAMPLES, ROOT, assert_same_picture, free_port, library_model, pixels, served
+from app_harness import EXAMPLES, app_fast, ROOT, assert_same_picture, free_port, library_model, pixels, served
 from conftest import png_bytes
 from app_support import pictures
 from app_support.labels import COMPLETE, RESTORE
@@ -73,7 +73,7 @@ def test_generate_streams_rows_equal_to_the_library(app, client):
     job.result()
     frames = job.outputs()
     model = library_model()
-    steps = list(pixelrnn.generate(model, n=4, temperature=0.8, seed=7))
+    steps = list(pixelrnn.generate(model, fast=app_fast(), n=4, temperature=0.8, seed=7))
     streamed_rows([picture for picture, _ in frames], steps, model)
     assert all(seed_used == 7 for _, seed_used in frames)
 
@@ -81,7 +81,7 @@ def test_generate_streams_rows_equal_to_the_library(app, client):
 def test_random_seed_is_reported_and_reproduces_the_images(app, client):
     picture, seed_used = client.predict(2, 1.0, 0, True, api_name="/generate")
     model = library_model()
-    *_, last = pixelrnn.generate(model, n=2, seed=int(seed_used))
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=2, seed=int(seed_used))
     assert_same_picture(picture, last.image, model)
 
 
@@ -89,7 +89,7 @@ def test_an_rgb_model_chosen_from_the_list_generates_in_color(app, client):
     client.predict("local:rgb-8bit", api_name="/choose_model")
     picture, _ = client.predict(3, 1.0, 11, False, api_name="/generate")
     model = library_model("rgb-8bit")
-    *_, last = pixelrnn.generate(model, n=3, seed=11)
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=3, seed=11)
     assert_same_picture(picture, last.image, model)
     assert len(np.unique(pixels(picture).reshape(-1, 3), axis=0)) > 2
 
@@ -125,7 +125,7 @@ def test_sampled_completion_keeps_the_first_rows_and_matches_the_library(app, cl
     result = job.result()[0]
     model = library_model()
     original = pixelrnn.load_image(path, model, invert="auto")
-    *_, last = pixelrnn.complete(model, original, keep_rows=10, temperature=0.7, seed=5)
+    *_, last = pixelrnn.complete(model, original, fast=app_fast(), keep_rows=10, temperature=0.7, seed=5)
     assert_same_picture(result, last.image, model)
     assert torch.equal(last.image[0, :, :10].cpu(), original[:, :10])
 
@@ -217,7 +217,7 @@ def test_hub_failures_say_why_and_keep_the_current_model(app, client, monkeypatc
         assert "fixtures" not in str(raised.value)  # the server's folders are never named
     picture, _ = client.predict(2, 1.0, 4, False, api_name="/generate")
     model = library_model("rgb-8bit")
-    *_, last = pixelrnn.generate(model, n=2, seed=4)
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=2, seed=4)
     assert_same_picture(picture, last.image, model)  # the model chosen before is still in use
 
 
@@ -259,7 +259,7 @@ def test_eight_clients_at_once_all_finish(app):
         results = list(pool.map(one, range(8)))
     for seed, picture, frames in results:
         assert 2 <= frames <= 28
-        *_, last = pixelrnn.generate(model, n=16, seed=seed)
+        *_, last = pixelrnn.generate(model, fast=app_fast(), n=16, seed=seed)
         assert_same_picture(picture, last.image, model)
 
 
@@ -276,7 +276,7 @@ def test_training_streams_its_curve_and_the_model_is_used_downloaded(app, client
         zipped.extractall(tmp_path)
     trained = pixelrnn.PixelRNN.from_pretrained(tmp_path / "pixelrnn-model").to(app[0].DEVICE)
     assert trained.config["height"] == 8 and trained.config["hidden_size"] == 16
-    *_, last = pixelrnn.generate(trained, n=4, seed=1)
+    *_, last = pixelrnn.generate(trained, fast=app_fast(), n=4, seed=1)
     assert_same_picture(picture, last.image, trained)
 
 
@@ -340,7 +340,7 @@ def test_a_drawing_is_completed_several_ways_as_the_library_does(app, client):
     grid, losses = job.result()
     model = library_model()
     original = pixelrnn.load_image(path, model, invert="auto")
-    steps = list(pixelrnn.complete(model, original, keep_rows=12, n=6, seed=3))
+    steps = list(pixelrnn.complete(model, original, fast=app_fast(), keep_rows=12, n=6, seed=3))
     streamed_rows([frame[0] for frame in job.outputs()], steps, model)
     assert_same_picture(grid, steps[-1].image, model)
     assert len(losses["data"]) == 6

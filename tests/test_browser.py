@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_harness import EXAMPLES, ROOT, assert_same_picture, library_model, served
+from app_harness import EXAMPLES, app_fast, ROOT, assert_same_picture, library_model, served
 from app_support.labels import COMPLETE
 from PIL import Image
 
@@ -88,7 +88,7 @@ def test_complete_the_lower_rows_of_an_example(page):
     wait_until_streamed(page, "#result")
     model = library_model()
     original = pixelrnn.load_image(EXAMPLES / "digit-3.png", model, invert="auto")
-    *_, last = pixelrnn.complete(model, original, keep_rows=12, seed=1)
+    *_, last = pixelrnn.complete(model, original, fast=app_fast(), keep_rows=12, seed=1)
     assert_same_picture(shown_image(page, "#result"), last.image, model)
     screenshot(page, "complete")
 
@@ -108,7 +108,7 @@ def test_generate_a_grid(page):
     page.click("#generate-button")
     expect(page.locator("#seed-used input")).to_have_value("3")
     model = library_model()
-    *_, last = pixelrnn.generate(model, n=16, seed=3)
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=16, seed=3)
     expect(page.locator("#samples img")).to_be_visible()
     wait_until_streamed(page, "#samples")
     assert_same_picture(shown_image(page, "#samples"), last.image, model)

@@ -355,3 +355,32 @@ def test_a_config_without_head_dropout_loads_as_none(tmp_path):
     del config["head_dropout"]  # written before the option existed
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert pixelrnn.PixelRNN.from_pretrained(tmp_path).config["head_dropout"] == 0.0
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_the_fast_step_matches_the_exact_one_to_bfloat16_rounding(cell):
+    torch.manual_seed(0)
+    model = settle_batch_norm(tiny(cell=cell, num_layers=2, hidden_size=32, head_size=16, height=6, width=5))
+    x = random_images(model, batch=4)
+    tokens = model.to_tokens(x)
+    with torch.no_grad():
+        exact_state = fast_state = previous = None
+        for t in range(model.num_tokens):
+            exact, exact_state = model.context_step(previous, exact_state, batch_size=4)
+            fast, fast_state = model.context_step(previous, fast_state, batch_size=4, fast=True)
+            assert not torch.equal(fast, exact)  # the products really ran in bfloat16 ...
+            torch.testing.assert_close(fast, exact, rtol=0.03, atol=0.03)  # ... and only rounded them
+            previous = tokens[:, t]
+        with torch.no_grad():  # the bfloat16 weights follow the parameters
+            model.rnn.weight_ih_l0.neg_()
+        again, _ = model.context_step(None, None, batch_size=4, fast=True)
+        torch.testing.assert_close(again, model.context_step(None, None, batch_size=4)[0], rtol=0.03, atol=0.03)
+
+
+def test_fast_changes_nothing_for_many_to_one_and_draws_nearly_the_same_images():
+    model = settle_batch_norm(tiny(mode="many-to-one", window=2))
+    assert torch.equal(list(pixelrnn.generate(model, 4, seed=3, fast=True))[-1].image, list(pixelrnn.generate(model, 4, seed=3))[-1].image)
+    torch.manual_seed(1)
+    model = settle_batch_norm(tiny(cell="lstm", height=8, width=8, hidden_size=32, head_size=32))
+    exact, fast = (list(pixelrnn.generate(model, 32, seed=5, fast=f))[-1].image for f in (False, True))
+    assert (exact != fast).float().mean() < 0.02  # the same seed: nearly every value drawn alike
