@@ -55,6 +55,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         bidirectional: bool = False,
         dropout: float = 0.0,
         head_dropout: float = 0.0,
+        input_dropout: float = 0.0,
         batch_norm: bool = True,
         mode: str = "many-to-many",
         window: int = 8,
@@ -87,6 +88,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         )  # fmt: skip
         self.decoder = _dense(hidden_size * directions, hidden_size, batch_norm)
         self.drop = nn.Dropout(dropout)
+        self.input_drop = nn.Dropout(input_dropout)  # on the RNN's input: the encoded rows above, while training
         if row_head == "autoregressive":
             self.head = MaskedRowHead(
                 self.token_size, self.params_per_value, hidden_size, head_size, head_layers, direct_connections, head_dropout
@@ -179,7 +181,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
     def contexts(self, inputs: torch.Tensor) -> torch.Tensor:
         """Normalized tokens (B, T, D) -> the context for each token (B, T, hidden), from earlier tokens only."""
         batch, steps, _ = inputs.shape
-        embedded = self._encode(inputs)
+        embedded = self.input_drop(self._encode(inputs))
         sequence = torch.cat([self.start.expand(batch, 1, -1), embedded[:, :-1]], dim=1)  # shift right
         if self._config["mode"] == "many-to-many":
             outputs, _ = self.rnn(sequence)

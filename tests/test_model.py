@@ -384,3 +384,16 @@ def test_fast_changes_nothing_for_many_to_one_and_draws_nearly_the_same_images()
     model = settle_batch_norm(tiny(cell="lstm", height=8, width=8, hidden_size=32, head_size=32))
     exact, fast = (list(pixelrnn.generate(model, 32, seed=5, fast=f))[-1].image for f in (False, True))
     assert (exact != fast).float().mean() < 0.02  # the same seed: nearly every value drawn alike
+
+
+def test_input_dropout_drops_the_rnn_input_while_training_and_nothing_in_eval_mode():
+    torch.manual_seed(0)
+    dropped, plain = tiny(input_dropout=0.5, width=6), tiny(width=6)
+    x = random_images(dropped, batch=4)
+    inputs = distributions.normalize(dropped.to_tokens(x), "binary")
+    dropped.train()
+    assert not torch.allclose(dropped.contexts(inputs), dropped.contexts(inputs))  # a new mask each pass
+    settle_batch_norm(dropped)
+    plain.load_state_dict(dropped.state_dict())
+    plain.eval()
+    assert torch.equal(dropped(x), plain(x))
