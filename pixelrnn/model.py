@@ -199,8 +199,8 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
 
         Many-to-many carries the RNN state: an image costs T RNN steps. Many-to-one re-reads its window of
         the last `window` tokens for every token: T x window steps. Returns (context (B, hidden), state).
-        `fast` (many-to-many, eval mode): the RNN step's matrix products in bfloat16, the rest in float32
-        (see `_fast_rnn_step`); it changes nothing elsewhere.
+        `fast` (many-to-many, eval mode): the RNN step's matrix products in bfloat16, the rest in the model's
+        precision (see `_fast_rnn_step`); it changes nothing elsewhere.
         """
         if previous is None:
             step_input = self.start.expand(batch_size, 1, -1)
@@ -212,7 +212,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
             output, state = _fast_rnn_step(self.rnn, self._fast_rnn_weights(), step_input, state)
         elif many_to_many and fused_lstm:
             output, state = _lstm_step(self.rnn, step_input, state)
-        elif self._config["mode"] == "many-to-many":
+        elif many_to_many:
             output, state = self.rnn(step_input, state)
         else:
             if state is None:
