@@ -247,7 +247,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         """The RNN's weights for `_fast_rnn_step`, rebuilt only when a parameter changes."""
         key = tuple((p.data_ptr(), p._version, p.dtype) for p in self.rnn.parameters())
         if self._fast_rnn is None or self._fast_rnn[0] != key:
-            self._fast_rnn = (key, _fast_rnn_weights(self.rnn))
+            self._fast_rnn = (key, _bfloat16_rnn_weights(self.rnn))
         return self._fast_rnn[1]
 
 
@@ -464,7 +464,7 @@ def _lstm_step(rnn: nn.LSTM, step_input: torch.Tensor, state):
 
 
 @torch.no_grad()
-def _fast_rnn_weights(rnn) -> list:
+def _bfloat16_rnn_weights(rnn) -> list:
     """Per layer: (input weights, hidden weights) transposed in bfloat16, and their biases as they are.
 
     An LSTM's or a plain RNN's two products are summed at once, so their weights are stacked into one.
