@@ -28,6 +28,7 @@ MODEL_HELP = {
     "dropout": "dropout between RNN layers and before the row head, in [0, 1)",
     "head_dropout": "dropout on the autoregressive row head's hidden units, in [0, 1)",
     "input_dropout": "dropout on the RNN's input (the encoded rows above), in [0, 1)",
+    "recurrent_dropout": "dropout on the RNN's hidden-to-hidden weights, one mask per batch (weight drop), in [0, 1)",
     "batch_norm": "batch norm in the row encoder and decoder",
     "mode": "many-to-many: one RNN pass over all rows, carrying its state; many-to-one: each row from a window of the rows above",
     "window": "rows above that a many-to-one model reads",

@@ -56,6 +56,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         dropout: float = 0.0,
         head_dropout: float = 0.0,
         input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
         batch_norm: bool = True,
         mode: str = "many-to-many",
         window: int = 8,
@@ -184,14 +185,26 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         embedded = self.input_drop(self._encode(inputs))
         sequence = torch.cat([self.start.expand(batch, 1, -1), embedded[:, :-1]], dim=1)  # shift right
         if self._config["mode"] == "many-to-many":
-            outputs, _ = self.rnn(sequence)
+            outputs, _ = self._run_rnn(sequence)
         else:
             window = self._config["window"]
             padded = F.pad(sequence, (0, 0, window - 1, 0))  # zeros before the start token
             windows = padded.unfold(1, window, 1).permute(0, 1, 3, 2)  # (B, T, window, E)
-            outputs, _ = self.rnn(windows.reshape(batch * steps, window, -1))
+            outputs, _ = self._run_rnn(windows.reshape(batch * steps, window, -1))
             outputs = outputs[:, -1].reshape(batch, steps, -1)
         return self._decode(outputs)
+
+    def _run_rnn(self, sequence: torch.Tensor):
+        """The RNN over whole sequences; while training, with `recurrent_dropout` on its hidden-to-hidden weights.
+
+        One mask per pass, shared by every step and image (DropConnect, as in AWD-LSTM's weight drop): it
+        regularizes the recurrence itself, which dropout on the RNN's inputs and outputs does not reach.
+        """
+        rate = self._config["recurrent_dropout"]
+        if not (self.training and rate > 0):
+            return self.rnn(sequence)
+        weights = {name: F.dropout(w, rate) if name.startswith("weight_hh") else w for name, w in self.rnn.named_parameters()}
+        return torch.func.functional_call(self.rnn, weights, (sequence,))
 
     # -- one token at a time, with carried state --------------------------------------------------
     def context_step(self, previous: torch.Tensor | None, state=None, batch_size: int = 1, fast: bool = False):

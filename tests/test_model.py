@@ -397,3 +397,25 @@ def test_input_dropout_drops_the_rnn_input_while_training_and_nothing_in_eval_mo
     plain.load_state_dict(dropped.state_dict())
     plain.eval()
     assert torch.equal(dropped(x), plain(x))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_recurrent_dropout_drops_hidden_to_hidden_weights_while_training_only(cell):
+    torch.manual_seed(0)
+    dropped = tiny(cell=cell, recurrent_dropout=0.5, num_layers=2, width=6, batch_norm=False)  # batch norm mixes steps
+    x = random_images(dropped, batch=4)
+    inputs = distributions.normalize(dropped.to_tokens(x), "binary")
+    dropped.train()
+    torch.manual_seed(1)
+    first = dropped.contexts(inputs)
+    second = dropped.contexts(inputs)
+    torch.manual_seed(1)
+    assert torch.equal(dropped.contexts(inputs), first)  # the masks come from torch's generator
+    # The first step starts from a zero state, so hidden-to-hidden weights cannot change it; later steps differ.
+    assert torch.equal(first[:, 0], second[:, 0]) and not torch.allclose(first[:, 1:], second[:, 1:])
+    first.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for name, p in dropped.rnn.named_parameters() if "weight_hh" in name)
+    plain = tiny(cell=cell, num_layers=2, width=6, batch_norm=False)
+    plain.load_state_dict(dropped.state_dict())
+    dropped.eval(), plain.eval()
+    assert torch.equal(dropped(x), plain(x))
