@@ -228,6 +228,8 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
     state = RunState()
     if config.resume:
         state = _load_last(out, model, optimizer, average)
+        if rank == 0:
+            _writing(out, _forget_metrics_after, out, state)
         if state.step >= total_steps and state.best_metrics is not None:
             raise PixelRNNError(
                 f"the run in {out} is finished ({state.step} of {total_steps} steps; its best checkpoint is in {out}): "
@@ -530,7 +532,28 @@ def _read_metrics(out: Path) -> list:
     path = out / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line torn by a killed run
+            continue
+    return [record for record in records if isinstance(record, dict)]
+
+
+def _forget_metrics_after(out: Path, state: RunState):
+    """On resume: drop what a killed run logged after its last save, since those steps are trained again."""
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return
+    records = _read_metrics(out)
+    kept = [r for r in records if not ((r.get("kind") == "step" and r.get("step", 0) > state.step)
+                                       or (r.get("kind") == "epoch" and r.get("epoch", 0) > state.epoch))]  # fmt: skip
+    if len(kept) == len(path.read_text(encoding="utf-8", errors="replace").splitlines()):
+        return
+    partial = path.with_name("metrics.jsonl.new")
+    partial.write_text("".join(json.dumps(record) + "\n" for record in kept), encoding="utf-8")
+    os.replace(partial, path)
 
 
 def _diverged_message(state: RunState, out, value) -> str:

@@ -84,6 +84,29 @@ def test_stopping_mid_epoch_and_resuming_matches_an_uninterrupted_run(tmp_path):
     _same_weights(_weights(tmp_path / "whole"), _weights(tmp_path / "split"))
 
 
+
+def test_a_killed_run_resumed_logs_each_step_once(tmp_path):
+    """What a kill leaves on disk is a copy of the folder taken mid-run: lines logged after the last save, and
+    maybe one torn line. The resumed run's metrics.jsonl reads like the uninterrupted run's."""
+    _train(tmp_path / "whole")
+    settings = dict(data="digits", out=str(tmp_path / "running"), epochs=2, batch_size=32, warmup_steps=5, save_every=10, log_every=5, threads=1)
+    steps = run(TrainConfig(**settings), TINY)
+    for progress in steps:
+        if progress.step == 27:  # saved at 20, logged at 25
+            break
+    shutil.copytree(tmp_path / "running", tmp_path / "killed")
+    steps.close()
+    with open(tmp_path / "killed" / "metrics.jsonl", "a") as file:
+        file.write('{"kind": "step", "ste')
+    list(run(TrainConfig(**{**settings, "out": str(tmp_path / "killed")}, resume=True), TINY))
+
+    def logged(folder):
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        return [(r["kind"], r.get("step"), r.get("epoch")) for r in records]
+
+    assert logged(tmp_path / "killed") == logged(tmp_path / "whole")
+    assert [s for kind, s, _ in logged(tmp_path / "whole") if kind == "step"] == list(range(5, 93, 5))
+
 def _cli(out, *extra):
     command = [sys.executable, "-m", "pixelrnn", "train", "--data", "digits", "--out", str(out), *CLI_TINY,
                "--epochs", "4", "--batch-size", "16", "--warmup-steps", "5", "--save-every", "7", "--threads", "1", *extra]  # fmt: skip
