@@ -38,6 +38,7 @@ MODEL_HELP = {
     "head_layers": "hidden layers of the autoregressive row head",
     "mixtures": "logistic mixture components per 8-bit value",
     "direct_connections": "the autoregressive row head also sees the earlier values of the row directly",
+    "view_shift": "also train on copies shifted by up to this many pixels, the model told which (distribution augmentation); 0: off",
 }
 MODEL_CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
                  "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip

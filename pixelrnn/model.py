@@ -35,6 +35,7 @@ MAX_SIDE, MAX_HIDDEN, MAX_LAYERS, MAX_WINDOW, MAX_MIXTURES = 1024, 8192, 16, 409
 MAX_LAYER_WEIGHTS = 2**27  # one weight matrix above this (512 MiB in float32) is refused
 MAX_PARAMETERS = 2**28  # a model above this (1 GiB in float32) is refused; the shipped ones have < 10 M
 MAX_HEAD_LAYERS = 8
+MAX_VIEW_SHIFT = 4
 
 
 class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(HUB_METADATA["tags"])}):
@@ -66,6 +67,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         head_layers: int = 1,
         mixtures: int = 5,
         direct_connections: bool = True,
+        view_shift: int = 0,
     ):
         arguments = locals()  # first thing: the keywords as given
         config = {name: arguments[name] for name in OPTIONS}
@@ -90,6 +92,9 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         self.decoder = _dense(hidden_size * directions, hidden_size, batch_norm)
         self.drop = nn.Dropout(dropout)
         self.input_drop = nn.Dropout(input_dropout)  # on the RNN's input: the encoded rows above, while training
+        # Distribution augmentation (Jun et al. 2020): trained on shifted copies too, told which shift each is;
+        # view 0 is the image as it is, the only one evaluated and sampled.
+        self.views = nn.Embedding(view_count(view_shift), hidden_size) if view_shift else None
         if row_head == "autoregressive":
             self.head = MaskedRowHead(
                 self.token_size, self.params_per_value, hidden_size, head_size, head_layers, direct_connections, head_dropout
@@ -166,12 +171,15 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
             raise PixelRNNError(f"expected a batch of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
 
     # -- the parallel, teacher-forced pass --------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) in value space -> distribution parameters (B, T, D, K) for every value."""
+    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) in value space -> distribution parameters (B, T, D, K) for every value.
+
+        `views` (B,): which shifted view of its image each is (see `shifted_views`); None is view 0 for all.
+        """
         self.check_batch(x)
         tokens = self.to_tokens(x.to(self.start.dtype))
         inputs = distributions.normalize(tokens, self._config["values"])
-        return self.head(self.contexts(inputs), inputs)
+        return self.head(self.contexts(inputs, views), inputs)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log-likelihood of every value, in nats: (B, C, H, W) -> (B, C, H, W)."""
@@ -179,11 +187,12 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         tokens = self.to_tokens(x.to(params.dtype))
         return self.to_image(distributions.log_prob(params, tokens, self._config["values"]))
 
-    def contexts(self, inputs: torch.Tensor) -> torch.Tensor:
+    def contexts(self, inputs: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """Normalized tokens (B, T, D) -> the context for each token (B, T, hidden), from earlier tokens only."""
         batch, steps, _ = inputs.shape
         embedded = self.input_drop(self._encode(inputs))
         sequence = torch.cat([self.start.expand(batch, 1, -1), embedded[:, :-1]], dim=1)  # shift right
+        sequence = self._with_view(sequence, views)
         if self._config["mode"] == "many-to-many":
             outputs, _ = self._run_rnn(sequence)
         else:
@@ -219,6 +228,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
             step_input = self.start.expand(batch_size, 1, -1)
         else:
             step_input = self._encode(distributions.normalize(previous, self._config["values"]).unsqueeze(1))
+        step_input = self._with_view(step_input, None)
         many_to_many = self._config["mode"] == "many-to-many"
         fused_lstm = isinstance(self.rnn, nn.LSTM) and not self.training and step_input.device.type == "cpu"
         if many_to_many and fast and not self.training:
@@ -250,6 +260,16 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         return self.head.sample(context, c["values"], float(temperature), noise)
 
     # -- pieces -------------------------------------------------------------------------------------
+    def _with_view(self, sequence, views):
+        """The RNN's input (B, T, hidden) told which view it reads: `views` (B,), or None for view 0."""
+        if self.views is None:
+            if views is not None and bool((views != 0).any()):
+                raise PixelRNNError("this model was not trained on shifted views (view_shift is 0)")
+            return sequence
+        if views is None:
+            return sequence + self.views.weight[0]
+        return sequence + self.views(views).unsqueeze(1)
+
     def _encode(self, inputs):
         return _apply_dense(self.encoder, inputs)
 
@@ -528,6 +548,30 @@ def _fast_rnn_step(rnn, weights: list, step_input: torch.Tensor, state):
     return x.unsqueeze(1), ((hidden, torch.stack(cell)) if lstm else hidden)
 
 
+def view_count(view_shift: int) -> int:
+    """Views of an image shifted by up to `view_shift` pixels down/up and left/right, itself included."""
+    return (2 * view_shift + 1) ** 2
+
+
+def shifted_views(x: torch.Tensor, views: torch.Tensor, view_shift: int) -> torch.Tensor:
+    """(B, C, H, W) and view numbers (B,) -> each image moved by its view's shift, the uncovered edge zero.
+
+    View v is the shift (v // n - s, v % n - s) rows and columns with n = 2s + 1, renumbered so that view 0
+    is no shift.
+    """
+    side = 2 * view_shift + 1
+    centre = view_count(view_shift) // 2
+    grid = torch.where(views == 0, centre, torch.where(views <= centre, views - 1, views))  # 0 <-> centre
+    rows, columns = (grid // side - view_shift).tolist(), (grid % side - view_shift).tolist()
+    height, width = x.shape[-2:]
+    moved = torch.zeros_like(x)
+    for index, (dy, dx) in enumerate(zip(rows, columns)):
+        moved[index, :, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = x[
+            index, :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+        ]
+    return moved
+
+
 def _dense(in_features, out_features, batch_norm):
     layers = [nn.Linear(in_features, out_features)]
     if batch_norm:
@@ -548,7 +592,7 @@ DEFAULTS = {name: p.default for name, p in OPTIONS.items()}
 RANGES = {
     "height": (1, MAX_SIDE), "width": (1, MAX_SIDE), "hidden_size": (1, MAX_HIDDEN), "num_layers": (1, MAX_LAYERS),
     "window": (1, MAX_WINDOW), "head_size": (1, MAX_HIDDEN), "head_layers": (1, MAX_HEAD_LAYERS),
-    "mixtures": (1, MAX_MIXTURES),
+    "mixtures": (1, MAX_MIXTURES), "view_shift": (0, MAX_VIEW_SHIFT),
 }  # fmt: skip
 CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
            "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
@@ -628,7 +672,8 @@ def parameter_count(config: dict) -> int:
         head += token_size * outputs if c["direct_connections"] else 0
     else:
         head = (hidden + 1) * outputs
-    return hidden + encoder + rnn + decoder + head  # hidden: the start token
+    views = view_count(c["view_shift"]) * hidden if c["view_shift"] else 0
+    return hidden + encoder + rnn + decoder + head + views  # hidden: the start token
 
 
 def _shown(value) -> str:

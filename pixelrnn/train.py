@@ -35,7 +35,7 @@ from .devices import device_problem, pick_device
 from .errors import PixelRNNError
 from .averaging import WeightAverage
 from .evaluate import evaluate
-from .model import PixelRNN
+from .model import PixelRNN, shifted_views, view_count
 from .plot import loss_curve
 
 MAX_SEED = 2**32 - 1  # the data order is seeded with seed * 100003 + epoch, which must stay within 64 bits
@@ -258,8 +258,11 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
                     group["lr"] = lr
                 chosen = order[index * batch_size : (index + 1) * batch_size][rank * per_rank : (rank + 1) * per_rank]
                 x = train_images[chosen].to(device, non_blocking=True)
+                views = _draw_views(model.config["view_shift"], len(x), config.seed, state.step, device)
+                if views is not None:
+                    x = shifted_views(x, views, model.config["view_shift"])
                 with autocast:
-                    params = network(x)
+                    params = network(x, views)
                 nll = -distributions.log_prob(params.float(), model.to_tokens(x), values).sum(dim=(1, 2))  # (B,)
                 loss = nll.mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -567,6 +570,16 @@ def _diverged_message(state: RunState, out, value) -> str:
 
 
 # -- schedule, processes, signals --------------------------------------------------------------------
+def _draw_views(view_shift: int, batch: int, seed: int, step: int, device) -> torch.Tensor | None:
+    """Which view of its image each training image is: half the batch as it is, the rest shifted at random."""
+    if not view_shift:
+        return None
+    generator = torch.Generator().manual_seed(seed * 1000003 + step)
+    shifted = torch.randint(1, view_count(view_shift), (batch,), generator=generator)
+    keep = torch.rand(batch, generator=generator) < 0.5
+    return torch.where(keep, 0, shifted).to(device)
+
+
 def warmup_steps(config: TrainConfig, total: int) -> int:
     """The warm-up actually used: config.warmup_steps, but never more than a tenth of the run."""
     return min(config.warmup_steps, total // 10)

@@ -21,6 +21,9 @@ GRID = [
 GRID += [  # the MADE head without its direct input-to-output connections
     dict(GRID[i], direct_connections=False) for i, g in enumerate(GRID) if g["row_head"] == "autoregressive" and g["cell"] == "lstm"
 ]
+GRID += [  # trained on shifted views: evaluated and sampled as view 0
+    dict(g, view_shift=1) for g in GRID if g["row_head"] == "autoregressive" and g["cell"] == "lstm" and "direct_connections" not in g
+]
 
 
 def _id(config):
@@ -217,7 +220,8 @@ def test_8bit_mode_is_the_most_likely_level():
 
 PARAMETER_GRID = [
     dict(cell=cell, num_layers=layers, mode=mode, bidirectional=bi, batch_norm=bn, row_head=head, step=step,
-         values=values, channels=channels, head_layers=head_layers, direct_connections=direct, mixtures=3)
+         values=values, channels=channels, head_layers=head_layers, direct_connections=direct, mixtures=3,
+         view_shift=2 if head_layers == 3 else 0)
     for cell, layers, (mode, bi), bn, head, step, (values, channels), head_layers, direct in itertools.product(
         ("rnn", "gru", "lstm"), (1, 3), (("many-to-many", False), ("many-to-one", True)), (False, True),
         ("autoregressive", "independent"), ("row", "pixel"), (("binary", 1), ("8bit", 3)), (1, 3), (True, False),
@@ -421,3 +425,36 @@ def test_recurrent_dropout_drops_hidden_to_hidden_weights_while_training_only(ce
     plain.load_state_dict(dropped.state_dict())
     dropped.eval(), plain.eval()
     assert torch.equal(dropped(x), plain(x))
+
+
+def test_shifted_views_move_each_image_by_its_own_shift_and_view_0_not_at_all():
+    from pixelrnn.model import shifted_views, view_count
+
+    x = torch.arange(1.0, 26.0).reshape(1, 1, 5, 5).repeat(25, 1, 1, 1)
+    moved = shifted_views(x, torch.arange(25), 2)
+    assert view_count(2) == 25 and torch.equal(moved[0], x[0])
+    shifts = set()
+    for view in range(25):  # every view is x moved by a whole shift of at most 2 rows and 2 columns, zeros behind
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(moved[view, 0], torch.nn.functional.pad(x[0, 0], (2, 2, 2, 2))[2 - dy : 7 - dy, 2 - dx : 7 - dx])]  # fmt: skip
+        assert len(found) == 1, view
+        shifts.add(found[0])
+    assert len(shifts) == 25 and ((0, 0) in shifts)
+
+
+def test_a_model_with_views_is_evaluated_and_sampled_as_view_0_and_tells_views_apart():
+    torch.manual_seed(0)
+    model = settle_batch_norm(tiny(view_shift=1, width=6))
+    with torch.no_grad():
+        model.views.weight.normal_()
+    x = random_images(model, batch=4)
+    with torch.no_grad():
+        as_is = model(x)
+        assert torch.equal(as_is, model(x, torch.zeros(4, dtype=torch.long)))
+        assert not torch.allclose(as_is, model(x, torch.full((4,), 3)))
+        context, _ = model.context_step(None, None, batch_size=4)
+        torch.testing.assert_close(model.token_params(context, model.to_tokens(x)[:, 0]), as_is[:, 0])
+    plain = tiny(width=6)
+    message = error_of(lambda: plain(x, torch.ones(4, dtype=torch.long)))
+    assert "not trained on shifted views" in message
+    assert torch.equal(plain(x, torch.zeros(4, dtype=torch.long)), plain(x))

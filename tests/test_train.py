@@ -69,21 +69,39 @@ def test_same_seed_same_result(tmp_path):
     _same_weights(_weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last"))
 
 
-def test_stopping_mid_epoch_and_resuming_matches_an_uninterrupted_run(tmp_path):
-    _train(tmp_path / "whole")
+@pytest.mark.parametrize("view_shift", [0, 1])
+def test_stopping_mid_epoch_and_resuming_matches_an_uninterrupted_run(tmp_path, view_shift):
+    model = {**TINY, "view_shift": view_shift}
     settings = dict(data="digits", out=str(tmp_path / "split"), epochs=2, batch_size=32, warmup_steps=5, save_every=10, log_every=5, threads=1)
-    steps = run(TrainConfig(**settings), TINY)
+    list(run(TrainConfig(**{**settings, "out": str(tmp_path / "whole")}), model))
+    steps = run(TrainConfig(**settings), model)
     for progress in steps:
         if progress.step == 23:  # mid-epoch (46 steps per epoch)
             break
     steps.close()  # what the app's Stop button does: saves last/
     state = json.loads((tmp_path / "split" / "last" / "state.json").read_text())
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (23, 0, 23)
-    list(run(TrainConfig(**settings, resume=True), TINY))
+    list(run(TrainConfig(**settings, resume=True), model))
     _same_weights(_weights(tmp_path / "whole" / "last"), _weights(tmp_path / "split" / "last"))
     _same_weights(_weights(tmp_path / "whole"), _weights(tmp_path / "split"))
 
 
+
+def test_with_view_shift_half_of_each_batch_is_shifted_and_the_model_learns_every_view(tmp_path, monkeypatch):
+    import pixelrnn.train as training
+
+    drawn = []
+    original = training.shifted_views
+    monkeypatch.setattr(training, "shifted_views", lambda x, views, shift: drawn.append(views) or original(x, views, shift))
+    model = {**TINY, "view_shift": 1}
+    torch.manual_seed(0)
+    initial = pixelrnn.PixelRNN(**model).views.weight.detach().clone()
+    list(run(TrainConfig(data="digits", out=str(tmp_path), epochs=1, batch_size=32, warmup_steps=5, threads=1), model))
+    views = torch.cat(drawn)
+    assert len(drawn) == 1497 // 32 and views.min() == 0 and views.max() == 8
+    assert 0.4 < (views == 0).float().mean() < 0.6
+    trained = pixelrnn.PixelRNN.from_pretrained(tmp_path).views.weight
+    assert trained.shape == initial.shape and all(not torch.equal(trained[v], initial[v]) for v in range(9))
 
 def test_a_killed_run_resumed_logs_each_step_once(tmp_path):
     """What a kill leaves on disk is a copy of the folder taken mid-run: lines logged after the last save, and
