@@ -408,7 +408,7 @@ class MaskedRowHead(nn.Module):
             order=order, bounds=bounds,
             context_in=self.context_in.weight[order].T, in_bias=(self.context_in.bias + self.inp.bias)[order] - in_weight.sum(1),
             in_weight=(scale * in_weight).T.contiguous(), out_bias=out_bias, future=future,
-            hidden=[((layer.weight * layer.mask)[order][:, order], layer.bias[order]) for layer in self.hidden],
+            hidden=[_blocks_by_degree((layer.weight * layer.mask)[order][:, order], layer.bias[order], bounds) for layer in self.hidden],
         )  # fmt: skip
 
 
@@ -420,12 +420,21 @@ class _SamplingPlan(NamedTuple):
     in_weight: torch.Tensor  # (D, head): level d's weight into each unit
     out_bias: torch.Tensor  # (D K,)
     future: list  # future[d]: (units of degree d + 1, then level d) -> parameters of the later values
-    hidden: list  # (weight, bias) of the deeper layers, rows and columns by degree
+    hidden: list  # per deeper layer, per value d: (weight (units of degree <= d + 1, units of degree d + 1), bias)
+
+
+def _blocks_by_degree(weight, bias, bounds):
+    """A deeper layer's weights (rows and columns by degree) cut into what each value's step reads, contiguous."""
+    blocks = []
+    for d in range(len(bounds) - 1):
+        start, stop = bounds[d], bounds[d + 1]
+        blocks.append((weight[start:stop, :stop].T.contiguous(), bias[start:stop].contiguous()))
+    return blocks
 
 
 def _sample_values(
     params: torch.Tensor, pre_activation: torch.Tensor, noise: torch.Tensor, values: str, temperature: float,
-    bounds: List[int], in_weight: torch.Tensor, hidden: List[Tuple[torch.Tensor, torch.Tensor]],
+    bounds: List[int], in_weight: torch.Tensor, hidden: List[List[Tuple[torch.Tensor, torch.Tensor]]],
     future: List[torch.Tensor], direct: bool,
 ) -> torch.Tensor:  # fmt: skip
     """The masked row head's sampling loop (see `MaskedRowHead.sample`); fills `params` in place.
@@ -453,9 +462,9 @@ def _sample_values(
         pre_activation[:, start:].addr_(value, in_weight[d, start:])
         final = torch.relu(pre_activation[:, start:stop])
         for i in range(len(hidden)):
-            weight, bias = hidden[i]
+            weight, bias = hidden[i][d]
             finals[i][:, start:stop] = final
-            final = torch.relu(torch.addmm(bias[start:stop], finals[i][:, :stop], weight[start:stop, :stop].t()))
+            final = torch.relu(torch.addmm(bias, finals[i][:, :stop], weight))
         features = torch.cat([final, value.unsqueeze(1)], dim=1) if direct else final  # (B, units (+ 1))
         if features.shape[1] > 0:
             params[:, d + 1 :].view(batch, -1).addmm_(features, future[d])  # (B, (D - d - 1) K)
