@@ -268,6 +268,9 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
             return sequence
         if views is None:
             return sequence + self.views.weight[0]
+        count = self.views.num_embeddings
+        if views.shape != sequence.shape[:1] or views.is_floating_point() or not bool(((views >= 0) & (views < count)).all()):
+            raise PixelRNNError(f"views must be {sequence.shape[0]} whole numbers in 0..{count - 1}, one per image")
         return sequence + self.views(views).unsqueeze(1)
 
     def _encode(self, inputs):

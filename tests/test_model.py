@@ -454,6 +454,8 @@ def test_a_model_with_views_is_evaluated_and_sampled_as_view_0_and_tells_views_a
         assert not torch.allclose(as_is, model(x, torch.full((4,), 3)))
         context, _ = model.context_step(None, None, batch_size=4)
         torch.testing.assert_close(model.token_params(context, model.to_tokens(x)[:, 0]), as_is[:, 0])
+    for bad in (torch.full((4,), 9), torch.full((4,), -1), torch.zeros(3, dtype=torch.long), torch.zeros(4)):
+        assert "views must be 4 whole numbers in 0..8, one per image" in error_of(lambda: model(x, bad))
     plain = tiny(width=6)
     message = error_of(lambda: plain(x, torch.ones(4, dtype=torch.long)))
     assert "not trained on shifted views" in message
