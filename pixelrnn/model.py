@@ -174,7 +174,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
     def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, H, W) in value space -> distribution parameters (B, T, D, K) for every value.
 
-        `views` (B,): which shifted view of its image each is (see `shifted_views`); None is view 0 for all.
+        `views` (B,): which shifted view of its image each is (see `datasets.shifted_views`); None is view 0 for all.
         """
         self.check_batch(x)
         tokens = self.to_tokens(x.to(self.start.dtype))
@@ -563,25 +563,6 @@ def _fast_rnn_step(rnn, weights: list, step_input: torch.Tensor, state):
 def view_count(view_shift: int) -> int:
     """Views of an image shifted by up to `view_shift` pixels down/up and left/right, itself included."""
     return (2 * view_shift + 1) ** 2
-
-
-def shifted_views(x: torch.Tensor, views: torch.Tensor, view_shift: int) -> torch.Tensor:
-    """(B, C, H, W) and view numbers (B,) -> each image moved by its view's shift, the uncovered edge zero.
-
-    View v is the shift (v // n - s, v % n - s) rows and columns with n = 2s + 1, renumbered so that view 0
-    is no shift.
-    """
-    side = 2 * view_shift + 1
-    centre = view_count(view_shift) // 2
-    grid = torch.where(views == 0, centre, torch.where(views <= centre, views - 1, views))  # 0 <-> centre
-    rows, columns = (grid // side - view_shift).tolist(), (grid % side - view_shift).tolist()
-    height, width = x.shape[-2:]
-    moved = torch.zeros_like(x)
-    for index, (dy, dx) in enumerate(zip(rows, columns)):
-        moved[index, :, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = x[
-            index, :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-        ]
-    return moved
 
 
 def _dense(in_features, out_features, batch_norm):

@@ -30,12 +30,12 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint, distributions
-from .datasets import AUGMENTS, NAMED, load_splits
+from .datasets import AUGMENTS, NAMED, load_splits, shifted_views
 from .devices import device_problem, pick_device
 from .errors import PixelRNNError
 from .averaging import WeightAverage
 from .evaluate import evaluate
-from .model import PixelRNN, shifted_views, view_count
+from .model import PixelRNN, view_count
 from .plot import loss_curve
 
 MAX_SEED = 2**32 - 1  # the data order is seeded with seed * 100003 + epoch, which must stay within 64 bits
@@ -533,10 +533,12 @@ def _append_metrics(out: Path, record: dict):
 
 def _read_metrics(out: Path) -> list:
     path = out / "metrics.jsonl"
-    if not path.exists():
-        return []
+    return _parse_metrics(path.read_text(encoding="utf-8", errors="replace").splitlines()) if path.exists() else []
+
+
+def _parse_metrics(lines) -> list:
     records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
             records.append(json.loads(line))
         except ValueError:  # a line torn by a killed run
@@ -549,10 +551,10 @@ def _forget_metrics_after(out: Path, state: RunState):
     path = out / "metrics.jsonl"
     if not path.exists():
         return
-    records = _read_metrics(out)
-    kept = [r for r in records if not ((r.get("kind") == "step" and r.get("step", 0) > state.step)
-                                       or (r.get("kind") == "epoch" and r.get("epoch", 0) > state.epoch))]  # fmt: skip
-    if len(kept) == len(path.read_text(encoding="utf-8", errors="replace").splitlines()):
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    kept = [r for r in _parse_metrics(lines) if not ((r.get("kind") == "step" and r.get("step", 0) > state.step)
+                                                     or (r.get("kind") == "epoch" and r.get("epoch", 0) > state.epoch))]  # fmt: skip
+    if len(kept) == len(lines):
         return
     partial = path.with_name("metrics.jsonl.new")
     partial.write_text("".join(json.dumps(record) + "\n" for record in kept), encoding="utf-8")
