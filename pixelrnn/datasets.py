@@ -225,22 +225,3 @@ def _expect(config, height, width, channels, name):
             f"{name} images are {height}x{width} with {channels} channel(s): "
             f"set --height {height} --width {width} --channels {channels}"
         )
-
-
-def shifted_views(x: torch.Tensor, views: torch.Tensor, view_shift: int) -> torch.Tensor:
-    """(B, C, H, W) and view numbers (B,) -> each image moved by its view's shift, the uncovered edge zero.
-
-    View v is the shift (v // n - s, v % n - s) rows and columns with n = 2s + 1, renumbered so that view 0
-    is no shift.
-    """
-    side = 2 * view_shift + 1
-    centre = side * side // 2
-    grid = torch.where(views == 0, centre, torch.where(views <= centre, views - 1, views))  # 0 <-> centre
-    rows, columns = (grid // side - view_shift).tolist(), (grid % side - view_shift).tolist()
-    height, width = x.shape[-2:]
-    moved = torch.zeros_like(x)
-    for index, (dy, dx) in enumerate(zip(rows, columns)):
-        moved[index, :, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = x[
-            index, :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-        ]
-    return moved

@@ -25,6 +25,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from . import checkpoint, distributions
 from .card import HUB_METADATA
 from .errors import PixelRNNError
+from .views import view_count
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per RNN layer and direction
@@ -174,7 +175,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
     def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, H, W) in value space -> distribution parameters (B, T, D, K) for every value.
 
-        `views` (B,): which shifted view of its image each is (see `datasets.shifted_views`); None is view 0 for all.
+        `views` (B,): which shifted view of its image each is (see `views.shifted_views`); None is view 0 for all.
         """
         self.check_batch(x)
         tokens = self.to_tokens(x.to(self.start.dtype))
@@ -558,11 +559,6 @@ def _fast_rnn_step(rnn, weights: list, step_input: torch.Tensor, state):
         hidden.append(x)
     hidden = torch.stack(hidden)
     return x.unsqueeze(1), ((hidden, torch.stack(cell)) if lstm else hidden)
-
-
-def view_count(view_shift: int) -> int:
-    """Views of an image shifted by up to `view_shift` pixels down/up and left/right, itself included."""
-    return (2 * view_shift + 1) ** 2
 
 
 def _dense(in_features, out_features, batch_norm):

@@ -30,13 +30,14 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint, distributions
-from .datasets import AUGMENTS, NAMED, load_splits, shifted_views
+from .datasets import AUGMENTS, NAMED, load_splits
 from .devices import device_problem, pick_device
 from .errors import PixelRNNError
 from .averaging import WeightAverage
 from .evaluate import evaluate
-from .model import PixelRNN, view_count
+from .model import PixelRNN
 from .plot import loss_curve
+from .views import draw_views, shifted_views
 
 MAX_SEED = 2**32 - 1  # the data order is seeded with seed * 100003 + epoch, which must stay within 64 bits
 
@@ -245,7 +246,7 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     stop = _StopFlag()
     per_rank = batch_size // world
-    values = model.config["values"]
+    values, view_shift = model.config["values"], model.config["view_shift"]
     lr, reported = _learning_rate(config, state.step, total_steps), math.nan
     model.train()
     try:
@@ -258,9 +259,9 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
                     group["lr"] = lr
                 chosen = order[index * batch_size : (index + 1) * batch_size][rank * per_rank : (rank + 1) * per_rank]
                 x = train_images[chosen].to(device, non_blocking=True)
-                views = _draw_views(model.config["view_shift"], len(x), config.seed, state.step, device)
+                views = draw_views(view_shift, len(x), config.seed, state.step, device)
                 if views is not None:
-                    x = shifted_views(x, views, model.config["view_shift"])
+                    x = shifted_views(x, views, view_shift)
                 with autocast:
                     params = network(x, views)
                 nll = -distributions.log_prob(params.float(), model.to_tokens(x), values).sum(dim=(1, 2))  # (B,)
@@ -572,16 +573,6 @@ def _diverged_message(state: RunState, out, value) -> str:
 
 
 # -- schedule, processes, signals --------------------------------------------------------------------
-def _draw_views(view_shift: int, batch: int, seed: int, step: int, device) -> torch.Tensor | None:
-    """Which view of its image each training image is: half the batch as it is, the rest shifted at random."""
-    if not view_shift:
-        return None
-    generator = torch.Generator().manual_seed(seed * 1000003 + step)
-    shifted = torch.randint(1, view_count(view_shift), (batch,), generator=generator)
-    keep = torch.rand(batch, generator=generator) < 0.5
-    return torch.where(keep, 0, shifted).to(device)
-
-
 def warmup_steps(config: TrainConfig, total: int) -> int:
     """The warm-up actually used: config.warmup_steps, but never more than a tenth of the run."""
     return min(config.warmup_steps, total // 10)
