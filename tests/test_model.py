@@ -428,8 +428,7 @@ def test_recurrent_dropout_drops_hidden_to_hidden_weights_while_training_only(ce
 
 
 def test_shifted_views_move_each_image_by_its_own_shift_and_view_0_not_at_all():
-    from pixelrnn.views import shifted_views
-    from pixelrnn.views import view_count
+    from pixelrnn.views import shifted_views, view_count
 
     x = torch.arange(1.0, 26.0).reshape(1, 1, 5, 5).repeat(25, 1, 1, 1)
     moved = shifted_views(x, torch.arange(25), 2)
