@@ -43,7 +43,7 @@ def test_binarized_mnist_checkpoint_scores_as_its_card_says():
     subset = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:2000]]  # the file is ordered by difficulty
     figures = evaluate(model, subset)
     claimed = card_fields((folder / "README.md").read_text())["metrics"]["test_nll_nats"]
-    assert claimed <= 79.1  # the shipped model: 79.06 nats on test
+    assert claimed <= 79.0  # the bar; the shipped model: 78.97 nats on test
     assert abs(figures["nll_nats"] - claimed) < 2.5  # a random fifth of the test images: close to the full figure
     torch.testing.assert_close(torch.tensor(figures["bits_per_dim"]), torch.tensor(figures["nll_nats"] / (784 * 0.6931471805599453)))
 
