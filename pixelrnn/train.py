@@ -7,7 +7,7 @@
     out/last/            the latest state for --resume: weights, optimizer.safetensors, state.json (and average.safetensors with --ema)
     out/metrics.jsonl    one JSON line per epoch (and every `log_every` steps)
     out/loss.png         the loss curve
-    out/train.json       this run's training settings (it marks the folder as a pixelrnn run)
+    out/train.json       the training settings in force, rewritten on --resume (it marks the folder as a pixelrnn run)
 
 Nothing is lost: a new run refuses a folder that holds anything but its own kind of run, files are replaced
 atomically, SIGINT/SIGTERM and closing the generator save `last/` before stopping, a NaN/infinite loss stops
@@ -236,6 +236,8 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
                 f"the run in {out} is finished ({state.step} of {total_steps} steps; its best checkpoint is in {out}): "
                 "to train further, --resume with a larger --epochs or --max-steps; to start over, use --overwrite"
             )
+        if rank == 0:
+            _writing(out, _record_settings, out, config)  # a longer --epochs on resume: train.json says what runs now
     elif rank == 0:
         _writing(out, _start_fresh, out, config)
     network = model
@@ -401,6 +403,10 @@ def _start_fresh(out: Path, config: TrainConfig):
     for name in RUN_FOLDERS:
         if (out / name).is_dir():
             shutil.rmtree(out / name)
+    _record_settings(out, config)
+
+
+def _record_settings(out: Path, config: TrainConfig):
     (out / SETTINGS_NAME).write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
 

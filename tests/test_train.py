@@ -183,6 +183,17 @@ def test_resume_without_a_run_or_with_other_options_is_refused(tmp_path):
         list(run(TrainConfig(data="digits", out=str(tmp_path), resume=True), {**TINY, "hidden_size": 32}))
 
 
+def test_a_resumed_run_records_the_settings_it_runs_with(tmp_path):
+    _train(tmp_path, epochs=1)
+    assert json.loads((tmp_path / "train.json").read_text())["epochs"] == 1
+    _train(tmp_path, epochs=2, resume=True)
+    settings = json.loads((tmp_path / "train.json").read_text())
+    assert (settings["epochs"], settings["resume"]) == (2, True)
+    with pytest.raises(pixelrnn.PixelRNNError, match="is finished"):
+        _train(tmp_path, epochs=2, max_valid=7, resume=True)
+    assert json.loads((tmp_path / "train.json").read_text())["max_valid"] == 0  # a refused resume records nothing
+
+
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     common = ["--data", "digits", *CLI_TINY, "--no-batch-norm", "--max-steps", "12", "--batch-size", "32",
               "--warmup-steps", "3", "--threads", "1", "--epochs", "0"]  # fmt: skip
