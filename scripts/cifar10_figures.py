@@ -3,8 +3,7 @@
     python scripts/cifar10_figures.py [--weights weights/cifar10] [--data-dir ../shared/data]
 
 docs/cifar10-samples.png: 36 samples (seed 0). docs/cifar10-completions.png: the first 8 test images (top
-row; by default as JPEG-decoded, like the training images), their top half kept and the bottom half drawn
-by the model, 3 ways (seeds 0, 1, 2).
+row, original pixels), their top half kept and the bottom half drawn by the model, 3 ways (seeds 0, 1, 2).
 """
 import argparse
 import sys
@@ -22,13 +21,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(ROOT / "weights" / "cifar10"))
     parser.add_argument("--data-dir")
-    parser.add_argument("--completions-of", default="cifar10", choices=("cifar10", "cifar10-exact-test"),
-                        help="the JPEG-decoded test images (what the model was trained on) or the original pixels")
     args = parser.parse_args()
     model = pixelrnn.PixelRNN.from_pretrained(args.weights)
     *_, samples = pixelrnn.generate(model, n=36, seed=0)
     pixelrnn.to_pil(samples.image, model, scale=3).save(ROOT / "docs" / "cifar10-samples.png")
-    originals = load_splits(args.completions_of, model.config, folder=args.data_dir).test[:8]
+    originals = load_splits("cifar10", model.config, folder=args.data_dir).test[:8]
     rows = [originals]
     for seed in range(3):
         *_, completed = pixelrnn.complete(model, originals, keep_rows=16, seed=seed)

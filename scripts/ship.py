@@ -50,11 +50,6 @@ def main():
             metrics[f"{split}_nll_nats"] = round(figures["nll_nats"], 3)
             metrics[f"{split}_bits_per_dim"] = round(figures["bits_per_dim"], 5)
             print(f"{args.name} {split}: {figures}")
-    if settings["data"] == "cifar10":  # the figure comparable to published ones: the original pixels
-        exact = load_splits("cifar10-exact-test", shipped.config, folder=settings.get("data_dir")).test
-        figures = evaluate(shipped, exact)
-        metrics["exact_test_bits_per_dim"] = round(figures["bits_per_dim"], 5)
-        print(f"{args.name} exact test (846 original-pixel images): {figures}")
     *_, last = pixelrnn.generate(shipped, n=16, seed=0)
     pixelrnn.to_pil(last.image, shipped, scale=4 if shipped.config["width"] <= 32 else 2).save(target / "samples.png")
     checkpoint.save(half, target, metrics=metrics, data=splits.name, command=command, samples_image="samples.png")

@@ -9,10 +9,20 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# Tests never touch the network: any Hub access goes to a closed local port unless a test starts a server.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pixelrnn  # noqa: E402
+from pixelrnn.datasets import data_dir  # noqa: E402
+
+SHARED_DATA = data_dir()  # $PIXELRNN_DATA, else the shared/data beside the project: the library's own default
+
+
+def shared_data(name: str) -> Path:
+    """The path of a data file in shared/data, or skip the test when it is not on this machine."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"no {name} in {SHARED_DATA} (set PIXELRNN_DATA to the folder that holds it)")
+    return path
 
 
 def tiny(**overrides) -> pixelrnn.PixelRNN:

@@ -13,7 +13,7 @@ from pixelrnn import cli, distributions
 from pixelrnn.evaluate import evaluate
 from pixelrnn.model import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS
 from pixelrnn.train import TrainConfig
-from conftest import tiny
+from conftest import shared_data, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_TINY = ["--height", "8", "--width", "8", "--hidden-size", "8", "--head-size", "8", "--threads", "1"]
@@ -196,14 +196,10 @@ def test_eval_json_into_a_missing_folder_is_one_line(capsys, checkpoint, tmp_pat
     assert "scoring" not in err  # refused before the work
 
 
-def test_eval_on_the_exact_cifar10_test_images(capsys, tmp_path):
-    folder = Path(os.environ.get("PIXELRNN_DATA") or ROOT.parent / "shared" / "data")
-    if not (folder / "cifar10_exact_test.npz").exists():
-        pytest.skip(f"no cifar10_exact_test.npz in {folder} (set PIXELRNN_DATA to the folder that holds it)")
+def test_eval_on_cifar10_test_images(capsys, tmp_path):
+    folder = shared_data("cifar10_original.npz").parent
     tiny(height=32, width=32, channels=3, values="8bit").save_pretrained(tmp_path / "ckpt")
-    common = ["eval", tmp_path / "ckpt", "--data", "cifar10-exact-test", "--data-dir", folder, "--max-images", 4]
+    common = ["eval", tmp_path / "ckpt", "--data", "cifar10", "--data-dir", folder, "--max-images", 4]
     code, out, err = _cli(capsys, *common, "--split", "test", "--json", tmp_path / "e.json")
     assert code == 0, err
     assert json.loads((tmp_path / "e.json").read_text())["images"] == 4
-    code, _, err = _cli(capsys, *common, "--split", "train")
-    _one_line_error(code, err, "the data source 'cifar10-exact-test' has no train split")

@@ -20,7 +20,7 @@ from pixelrnn.datasets import load_splits
 from pixelrnn.devices import pick_device
 from pixelrnn.evaluate import evaluate
 from pixelrnn.train import TrainConfig, run, warmup_steps
-from conftest import error_of, free_port
+from conftest import SHARED_DATA, error_of, free_port, shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(height=8, width=8, hidden_size=16, head_size=16)
@@ -247,9 +247,7 @@ def test_image_sources(tmp_path):
 
 
 def test_mnist_sources_read_the_shared_data():
-    folder = Path(os.environ.get("PIXELRNN_DATA", ROOT.parent / "shared" / "data"))
-    if not (folder / "binarized_mnist.npz").exists():
-        pytest.skip(f"no binarized_mnist.npz in {folder}")
+    folder = shared_data("binarized_mnist.npz").parent
     config = pixelrnn.PixelRNN().config
     splits = load_splits("binarized-mnist", config, folder=str(folder))
     assert (len(splits.train), len(splits.valid), len(splits.test)) == (50000, 10000, 10000)
@@ -565,23 +563,18 @@ def test_a_run_ended_by_max_steps_reports_its_real_validation_figure(tmp_path):
 
 # -- CIFAR-10 sources -----------------------------------------------------------------------------
 
-def _shared_data():
-    return Path(os.environ.get("PIXELRNN_DATA") or ROOT.parent / "shared" / "data")
-
-
-def test_cifar10_sources_read_the_shared_data(tmp_path):
-    folder = _shared_data()
-    for name in ("cifar10.npz", "cifar10_exact_test.npz"):
-        if not (folder / name).exists():
-            pytest.skip(f"no {name} in {folder} (set PIXELRNN_DATA to the folder that holds it)")
+def test_cifar10_source_reads_the_original_pixels_with_the_usual_validation_split(tmp_path):
+    shared_data("cifar10_original.npz")
     config = pixelrnn.PixelRNN(height=32, width=32, channels=3, values="8bit", hidden_size=8, head_size=8).config
-    splits = load_splits("cifar10", config, folder=str(folder))
-    assert (len(splits.train), len(splits.valid), len(splits.test)) == (45000, 5000, 10000)
+    splits = load_splits("cifar10", config)
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (49926 - 4982, 4982, 9979)
     assert splits.train.shape[1:] == (3, 32, 32) and splits.train[:10].max() <= 255 and splits.train[:10].max() > 1
-    exact = load_splits("cifar10-exact-test", config, folder=str(folder))
-    assert (len(exact.train), len(exact.valid), len(exact.test)) == (0, 846, 846) and exact.test.shape[1:] == (3, 32, 32)
-    message = error_of(lambda: list(run(TrainConfig(data="cifar10-exact-test", data_dir=str(folder), out=str(tmp_path)), config)))
-    assert "has no training images" in message
+    with np.load(SHARED_DATA / "cifar10_original.npz") as arrays:
+        index = arrays["train_index"]
+        first_valid = int(np.argmax(index >= 45000))
+        assert torch.equal(splits.valid[0], torch.from_numpy(arrays["x_train"][first_valid]).permute(2, 0, 1).float())
+    message = error_of(lambda: load_splits("cifar10", {**config, "height": 28}))
+    assert "cifar10 images are 32x32" in message
 
 
 # -- the weight average (--ema) ---------------------------------------------------------------------
