@@ -200,3 +200,100 @@ def test_the_phone_view_shows_samples_first_and_folds_the_hub_loader(browser):
     assert samples.bounding_box()["y"] < 844  # on the first screen, without a click
     screenshot(page, "phone")
     page.close()
+
+
+# -- layout at phone and desktop sizes ----------------------------------------------------------------------
+SIZES = {"phone": dict(viewport={"width": 390, "height": 844}, is_mobile=True), "desktop": dict(viewport={"width": 1280, "height": 1000})}
+TABS = ["Reconstruct", "Draw and complete", "Compare", "Generate", "Train"]
+
+# Options (radio buttons, checkboxes) whose label box reaches out of its card's padded inside.
+OPTIONS_OUTSIDE_CARDS = """() => [...document.querySelectorAll("input[type=radio], input[type=checkbox]")].flatMap(input => {
+    const label = input.closest("label"), block = input.closest(".block");
+    if (!label || !block || !label.offsetParent) return [];
+    const r = label.getBoundingClientRect(), b = block.getBoundingClientRect(), style = getComputedStyle(block);
+    const left = b.left + parseFloat(style.paddingLeft) - 1, right = b.right - parseFloat(style.paddingRight) + 1;
+    return r.left < left || r.right > right ? [label.textContent.trim()] : [];
+})"""
+
+# Where each picture is drawn (its <img> box with object-fit applied), and what of it is hidden: labels or
+# buttons of its card drawn over it, or parts cut off by the card.
+PICTURES_COVERED = """(selector) => [...document.querySelectorAll(selector + " img")].filter(img => img.offsetParent && img.naturalWidth).flatMap(img => {
+    const box = img.getBoundingClientRect(), fit = getComputedStyle(img).objectFit;
+    let scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+    if (fit === "scale-down") scale = Math.min(scale, 1); else if (fit === "none") scale = 1;
+    else if (fit === "cover") scale = Math.max(box.width / img.naturalWidth, box.height / img.naturalHeight);
+    const w = fit === "fill" ? box.width : img.naturalWidth * scale, h = fit === "fill" ? box.height : img.naturalHeight * scale;
+    const drawn = {left: box.left + (box.width - w) / 2, top: box.top + (box.height - h) / 2};
+    drawn.right = drawn.left + w; drawn.bottom = drawn.top + h;
+    const block = img.closest(".block"), card = block.getBoundingClientRect(), problems = [];
+    if (drawn.left < card.left - 1 || drawn.top < card.top - 1 || drawn.right > card.right + 1 || drawn.bottom > card.bottom + 1)
+        problems.push(`${selector}: the picture is cut off by its card`);
+    for (const over of block.querySelectorAll("label, button, a, .icon-button-wrapper")) {
+        if (over.contains(img) || !over.offsetParent) continue;
+        const r = over.getBoundingClientRect();
+        if (r.width && r.height && r.left < drawn.right - 1 && r.right > drawn.left + 1 && r.top < drawn.bottom - 1 && r.bottom > drawn.top + 1)
+            problems.push(`${selector}: "${over.textContent.trim() || over.getAttribute("aria-label") || over.className}" covers the picture`);
+    }
+    return problems;
+})"""
+
+
+def open_page(browser, size, query=""):
+    _, url, _ = served()
+    page = browser.new_page(**SIZES[size])
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url + query, wait_until="domcontentloaded")
+    expect(page.locator("#model-info")).to_contain_text("parameters")
+    return page
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_tab_is_in_sight_and_every_option_stays_in_its_card(browser, size):
+    page = open_page(browser, size)
+    width = SIZES[size]["viewport"]["width"]
+    for name in TABS:
+        tab = page.get_by_role("tab", name=name, exact=True)
+        expect(tab).to_be_visible()  # not folded behind a "⋯" menu
+        box = tab.bounding_box()
+        assert 0 <= box["x"] and box["x"] + box["width"] <= width, f"the {name} tab is off the screen"
+        tab.click()
+        expect(tab).to_have_attribute("aria-selected", "true")
+        assert page.evaluate(OPTIONS_OUTSIDE_CARDS) == [], f"options reach out of their cards on the {name} tab"
+    page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_pictures_are_shown_whole_with_their_labels_and_buttons_outside(browser, size):
+    page = open_page(browser, size)
+    expect(page.locator("#card-samples img")).to_be_visible()
+    page.set_input_files("#upload input[type=file]", str(EXAMPLES / "digit-3.png"))
+    page.click("#reconstruct-button")
+    wait_until_streamed(page, "#result")
+    for selector in ("#model-view", "#result", "#error-map"):  # pictures load when they come into sight
+        page.locator(selector).scroll_into_view_if_needed()
+        expect(page.locator(f"{selector} img")).to_be_visible()
+    page.wait_for_function("() => [...document.querySelectorAll('#result img, #model-view img, #error-map img')].every(i => i.complete && i.naturalWidth)")
+    problems = [p for selector in ("#card-samples", "#upload", "#model-view", "#result", "#error-map") for p in page.evaluate(PICTURES_COVERED, selector)]
+    page.get_by_role("tab", name="Generate", exact=True).click()
+    page.click("#generate-button")
+    wait_until_streamed(page, "#samples")
+    page.locator("#samples").scroll_into_view_if_needed()
+    expect(page.locator("#samples img")).to_be_visible()
+    page.wait_for_function("() => document.querySelector('#samples img').complete")
+    problems += page.evaluate(PICTURES_COVERED, "#samples")
+    assert problems == []
+    page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_transparent_example_shows_its_digit(browser, size):
+    """digit-0-transparent.png is a white 0 on a transparent sheet: its thumbnail shows it on black, as the model reads it."""
+    page = open_page(browser, size)
+    thumbnail = page.locator("#upload").locator("xpath=..").locator("img[src*='digit-0-transparent']").first
+    if not thumbnail.count():
+        thumbnail = page.locator("img[src*='digit-0-transparent']").first
+    thumbnail.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll(\"img[src*='digit-0-transparent']\")].every(i => i.complete)")
+    shot = np.asarray(Image.open(io.BytesIO(thumbnail.screenshot())).convert("L"))
+    assert (shot > 200).mean() > 0.02 and (shot < 60).mean() > 0.3, "the white 0 is not visible on its thumbnail"
+    page.close()
