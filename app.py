@@ -14,15 +14,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 import pixelrnn  # noqa: E402
-from app_support import pictures  # noqa: E402
+from app_support import fairness, pictures, scratch, uploads  # noqa: E402
 from app_support.errors import friendly_errors, gpu, log, scrub  # noqa: E402
+from app_support.hubcache import HubCache  # noqa: E402
 from app_support.labels import COMPLETE, RESTORE  # noqa: E402
 from app_support.models import Models, describe, hub_key, key_for_link, label, local_checkpoints  # noqa: E402
 from app_support.models import check_repo_id, default_key, no_checkpoint_message  # noqa: E402
+from app_support.text import plain, plain_html, url_part  # noqa: E402
 from app_support.models import presets as hub_presets  # noqa: E402
-from app_support.training import TrainingRuns, zip_checkpoint  # noqa: E402
+from app_support.training import TrainingRuns  # noqa: E402
 from pixelrnn.devices import bfloat16_is_fast, pick_device  # noqa: E402
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples").glob("*.png"))  # digits and a drawing
@@ -43,7 +46,8 @@ torch.set_num_threads(THREADS)
 DEVICE = pick_device()
 # Draws run the RNN step's products in bfloat16 where that is native: ~1.5x faster, 1e-4 nats off (README).
 FAST_SAMPLING = bfloat16_is_fast(DEVICE)
-MODELS = Models(DEVICE)
+HUB_CACHE_BYTES = int(float(os.environ.get("PIXELRNN_HUB_CACHE_MB", 1024)) * 10**6)  # visitors' Hub downloads on disk
+MODELS = Models(DEVICE, hub_cache=HubCache(scratch.folder("hub"), HUB_CACHE_BYTES))
 RUNS = TrainingRuns(on_forget=MODELS.forget_trained)
 DEFAULT_KEY = default_key()
 
@@ -73,7 +77,7 @@ def model_updates(model_key):
     return (
         describe(model, model_key, MODELS.metrics(model_key)),
         gr.update(maximum=height, value=height // 2),
-        MODELS.samples(model_key),
+        MODELS.samples(model_key, REQUEST_SECONDS),  # model work: the request's time limit applies
         gr.update(canvas_size=_canvas_size(width, height), value=_blank_canvas(width, height)),
         gr.update(maximum=height, value=height // 2),
     )
@@ -104,7 +108,7 @@ def page_load(model_key, session_models, request: gr.Request):
                 session_models = [*session_models, [label(linked), linked]]
                 choices = model_choices(session_models)
         except pixelrnn.PixelRNNError as error:
-            notice = f"\n\n**The linked model could not be loaded:** {error}"
+            notice = f"\n\n**The linked model could not be loaded:** {plain(error, 600)}"
     model_key = model_key or default_key()
     if not model_key:
         empty = (gr.update(), None, gr.update(), gr.update())
@@ -115,6 +119,8 @@ def page_load(model_key, session_models, request: gr.Request):
 
 @friendly_errors
 def choose_model(model_key):
+    if not isinstance(model_key, str) or not model_key:
+        raise pixelrnn.PixelRNNError("choose a model in the model list")
     return model_key, *model_updates(model_key)
 
 
@@ -250,7 +256,7 @@ def train(files, data, steps, session_models, request: gr.Request, **options):
             loss_plot: pictures.loss_frame(update.history), train_status: update.status, model_key_state: model_key,
             model_list: gr.update(choices=model_choices(session_models), value=model_key), model_info: info,
             session_models_state: session_models, keep_rows: rows, card_samples: samples, drawing: canvas,
-            draw_keep_rows: draw_rows, download: str(zip_checkpoint(update.checkpoint, update.checkpoint.parent / "pixelrnn-model.zip")),
+            draw_keep_rows: draw_rows, download: str(RUNS.download(request.session_hash)),
         }  # fmt: skip
 
 
@@ -267,13 +273,15 @@ def push_to_hub(repo_id, private, token, request: gr.Request):
     check_repo_id(repo_id, loading=False)
     if not (token or "").strip():
         raise pixelrnn.PixelRNNError("paste a Hugging Face token with write access (it is used once and not kept)")
+    if not all(" " < c < "\x7f" for c in token.strip()):
+        raise pixelrnn.PixelRNNError("that token holds spaces, line breaks or other characters a Hugging Face token never has: paste it again")
     try:
         push(folder, repo_id, private=bool(private), token=token.strip())
     except Exception as error:  # noqa: BLE001 - the message, never the token, goes to the page and the log
         message = scrub(str(error), token.strip())
         log.warning("push to %s failed: %s: %s", repo_id, type(error).__name__, message)
-        raise gr.Error(f"Pushing to the Hub failed: {message}", print_exception=False) from None
-    return f"Pushed to [{repo_id}](https://huggingface.co/{repo_id})."
+        raise gr.Error(f"Pushing to the Hub failed: {plain_html(message)}", print_exception=False) from None
+    return f"Pushed to [{plain(repo_id)}](https://huggingface.co/{url_part(repo_id, '/')})."
 
 
 def end_session(request: gr.Request):
@@ -285,13 +293,6 @@ CSS = """
 .pixels img, .pixels canvas { image-rendering: pixelated; }
 .pixels img { width: 100%; height: 100%; object-fit: contain; }
 #upload img { width: 100%; height: 100%; object-fit: contain; }
-/* Pictures are shown whole: the label and the buttons sit in a strip above the picture, never on its rows. */
-.pixels .image-container { padding-top: 2.4rem; box-sizing: border-box; }
-.pixels .image-container .image-frame { width: 100%; }
-.pixels .image-container .image-frame img { object-fit: contain; }
-.pixels label[data-testid="block-label"] { max-width: calc(100% - 2 * var(--block-label-margin)); white-space: nowrap; overflow: hidden; }
-/* Transparency is shown on black, as the model reads it (a white digit on a transparent sheet stays visible). */
-.gallery img, .gallery-item img, #upload img, #compare-upload img { background: #000; }
 """
 
 
@@ -333,14 +334,14 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
             model_list = gr.Dropdown(model_choices([]), value=DEFAULT_KEY or None, label="Model", elem_id="model-list")
         card_samples = gr.Image(label="samples from this model", interactive=False, height=160, elem_classes="pixels",
                                 elem_id="card-samples", scale=1, min_width=140)  # fmt: skip
-    model_info = gr.Markdown("" if DEFAULT_KEY else f"**{no_checkpoint_message()}**", elem_id="model-info")
+    model_info = gr.Markdown("" if DEFAULT_KEY else f"**{no_checkpoint_message()}**", elem_id="model-info", latex_delimiters=[])
     with gr.Accordion("Load a model from the Hub", open=False, elem_id="hub-loader"):
         with gr.Row():
             hub_repo = gr.Textbox(label="Hub model", placeholder="user/pixelrnn-model", scale=2, elem_id="hub-repo")
             hub_revision = gr.Textbox(label="revision", placeholder="main", scale=1)
             hub_button = gr.Button("Load from the Hub", scale=1, elem_id="hub-button")
 
-    with gr.Tabs(overflow_behavior="wrap"):
+    with gr.Tabs():
         with gr.Tab("Reconstruct", id="reconstruct"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -433,7 +434,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                         bidirectional = gr.Checkbox(False, label="bidirectional", info="many-to-one only")
                     with gr.Row():
                         batch_norm = gr.Checkbox(True, label="batch norm")
-                        row_head = gr.Radio(["autoregressive", "independent"], value="autoregressive", label="row head", min_width=200)
+                        row_head = gr.Radio(["autoregressive", "independent"], value="autoregressive", label="row head")
                         steps = gr.Slider(1, MAX_STEPS, value=200, step=1, label="steps", info=f"{TRAIN_SECONDS} s at most", elem_id="train-steps")
                     with gr.Row():
                         train_button = gr.Button("Train", variant="primary", elem_id="train-button")
@@ -441,24 +442,26 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                 with gr.Column():
                     loss_plot = gr.LinePlot(x="step", y="nll", color="series", color_map=TRAIN_COLORS, colors_in_legend=[],
                                             label="NLL (nats per image): train (blue), valid (red)", height=380, elem_id="loss-plot")  # fmt: skip
-                    train_status = gr.Markdown(elem_id="train-status")
+                    train_status = gr.Markdown(elem_id="train-status", latex_delimiters=[])
                     download = gr.File(label="download the model (safetensors)", interactive=False)
                     with gr.Accordion("Push to the Hugging Face Hub", open=False):
                         push_repo = gr.Textbox(label="repo id", placeholder="user/pixelrnn-model")
                         push_private = gr.Checkbox(True, label="private")
                         push_token = gr.Textbox(label="token (write access; used once, never kept)", type="password")
                         push_button = gr.Button("Push")
-                        push_status = gr.Markdown()
+                        push_status = gr.Markdown(latex_delimiters=[])
 
     # -- wiring -------------------------------------------------------------------------------------------
     sampling_events = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
     model_outputs = [model_info, keep_rows, card_samples, drawing, draw_keep_rows]
-    refresh_preview = dict(fn=preview, inputs=[image, invert, model_key_state], outputs=model_view, api_visibility="private")
-    demo.load(page_load, [model_key_state, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state], api_visibility="private")
-    gr.on([image.change, invert.change], preview, [image, invert, model_key_state], model_view, api_name="preview")  # first: the refreshes below share its function
-    model_list.input(choose_model, model_list, [model_key_state, *model_outputs], api_name="choose_model").success(**refresh_preview)
+    # Every event that loads a model or draws with one (the model line's samples too) shares the sampling slots.
+    refresh_preview = dict(fn=preview, inputs=[image, invert, model_key_state], outputs=model_view, api_visibility="private", **sampling_events)
+    demo.load(page_load, [model_key_state, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state],
+              api_visibility="private", **sampling_events)  # fmt: skip
+    gr.on([image.change, invert.change], preview, [image, invert, model_key_state], model_view, api_name="preview", **sampling_events)  # first: the refreshes below share its function
+    model_list.input(choose_model, model_list, [model_key_state, *model_outputs], api_name="choose_model", **sampling_events).success(**refresh_preview)
     hub_button.click(load_from_hub, [hub_repo, hub_revision, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state],
-                     api_name="load_from_hub").success(**refresh_preview)  # fmt: skip
+                     api_name="load_from_hub", **sampling_events).success(**refresh_preview)  # fmt: skip
     reconstruct_button.click(
         reconstruct, [image, invert, how, keep_rows, sampling, temperature, seed, model_key_state],
         [result, errors, sampling_loss, nll, bits, error_rate, row_plot], api_name="reconstruct", **sampling_events,
@@ -480,11 +483,14 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
         api_name="train", concurrency_id="train", concurrency_limit=1,
     )  # fmt: skip
     stop_button.click(stop_training, None, None, api_name="stop_training", concurrency_limit=None)
-    push_button.click(push_to_hub, [push_repo, push_private, push_token], push_status, api_name="push_to_hub")
+    push_button.click(push_to_hub, [push_repo, push_private, push_token], push_status, api_name="push_to_hub", **sampling_events)  # loads the model
     demo.unload(end_session)
 
 demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
-LAUNCH_OPTIONS = dict(theme=gr.themes.Soft(), css=CSS, max_file_size="50mb", show_error=False, run_history=False)
+fairness.bound(demo._queue)  # one session or address cannot fill the queue for everyone
+LAUNCH_OPTIONS = dict(theme=gr.themes.Soft(), css=CSS, max_file_size=uploads.MAX_FILE_BYTES, show_error=False, run_history=False,
+                      app_kwargs=dict(middleware=[Middleware(uploads.UploadLimit)]))  # fmt: skip
 
 if __name__ == "__main__":
+    scratch.exit_on_terminate()  # a plain stop removes this process's folders too
     demo.launch(**LAUNCH_OPTIONS)

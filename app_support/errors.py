@@ -7,20 +7,23 @@ import gradio as gr
 
 import pixelrnn
 
+from .text import plain_html
+
 log = logging.getLogger("pixelrnn.app")
 
 
 def friendly_errors(handler):
     """Let a handler's PixelRNNError reach the page as its message; anything else as a short generic one.
 
-    Unexpected errors are logged here with their traceback; the page never sees a stack trace.
+    Unexpected errors are logged here with their traceback; the page never sees a stack trace. Gradio shows
+    a message as HTML, and a message may quote a visitor's text (a repo id, a file name): it is escaped.
     """
 
     def translate(error):
         if isinstance(error, gr.Error):
             return error
         if isinstance(error, pixelrnn.PixelRNNError):
-            return gr.Error(str(error), print_exception=False)
+            return gr.Error(plain_html(error), print_exception=False)
         log.exception("unexpected error in %s", handler.__name__)
         return gr.Error(
             f"Something went wrong on the server ({type(error).__name__}); it has been logged. "

@@ -4,6 +4,7 @@ A card is always rebuilt whole from its inputs, and `card_fields` reads those in
 existing card, so publishing the same folder again gives the same card: no section twice, no metric lost.
 """
 import json
+import math
 import re
 
 import yaml
@@ -77,7 +78,7 @@ def model_card(config: dict, parameters: int, metrics: dict | None = None, data:
         "```python",
         "import pixelrnn",
         f"model = pixelrnn.PixelRNN.from_pretrained({load_args})",
-        "*_, last = pixelrnn.generate(model, n=16, seed=0)",
+        "last = pixelrnn.sample.last(pixelrnn.generate(model, n=16, seed=0))",
         'pixelrnn.to_pil(last.image, model, scale=4).save("samples.png")',
         "```",
         "",
@@ -91,10 +92,17 @@ def model_card(config: dict, parameters: int, metrics: dict | None = None, data:
     return "\n".join(lines)
 
 
+MAX_FRONT_MATTER = 64 * 2**10  # characters of YAML read from a card: pixelrnn's own take a few hundred
+MAX_YAML_DEPTH = 32  # nesting of a card's YAML; pixelrnn's own cards go 6 deep
+MAX_METRICS, MAX_METRIC_NAME = 32, 64
+METRIC_NAME = re.compile(r"[A-Za-z0-9_. /-]+")  # a metric is a short plain name and a number, or it is ignored
+
+
 def card_fields(text: str) -> dict:
     """What an existing card says that the weights cannot: its metrics, data set and training command.
 
-    Anything missing or malformed (a hand-edited card) is left out rather than guessed.
+    Anything missing, malformed or hostile (a hand-edited card, YAML aliases, deep nesting, huge numbers) is left
+    out rather than guessed. Reading is linear in the card's length; its YAML is read only up to MAX_FRONT_MATTER.
     """
     metadata = _front_matter(text)
     fields = {}
@@ -104,19 +112,53 @@ def card_fields(text: str) -> dict:
     datasets = metadata.get("datasets")
     if isinstance(datasets, list) and datasets and isinstance(datasets[0], str):
         fields["data"] = datasets[0]
-    command = re.search(r"^## Reproduce\n\n```bash\n(.*?)\n```$", text, re.MULTILINE | re.DOTALL)
-    if command:
-        fields["command"] = command.group(1)
+    command = _reproduce_command(text)
+    if command is not None:
+        fields["command"] = command
     return fields
 
 
+def _reproduce_command(text: str) -> str | None:
+    """The body of the first "## Reproduce" section's bash block, read line by line (no backtracking)."""
+    lines = iter(text.split("\n"))
+    for line in lines:
+        if line != "## Reproduce":
+            continue
+        if next(lines, None) != "" or next(lines, None) != "```bash":
+            continue
+        body = []
+        for line in lines:
+            if line == "```":
+                return "\n".join(body)
+            body.append(line)
+        return None
+    return None
+
+
+class _CardLoader(yaml.SafeLoader):
+    """Safe YAML without aliases (a few hundred bytes of them expand to gigabytes) and with bounded nesting."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases are not read in a model card")
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError("the card's YAML is nested too deeply")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _front_matter(text: str) -> dict:
-    match = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
-    if not match:
+    if not text.startswith("---\n"):
+        return {}
+    end = text.find("\n---\n", 3, MAX_FRONT_MATTER + 8)
+    if end < 0:
         return {}
     try:
-        metadata = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+        metadata = yaml.load(text[4:end], Loader=_CardLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an integer of thousands of digits
         return {}
     return metadata if isinstance(metadata, dict) else {}
 
@@ -124,6 +166,21 @@ def _front_matter(text: str) -> dict:
 def _metrics(metadata: dict) -> dict:
     try:
         entries = metadata["model-index"][0]["results"][0]["metrics"]
-        return {entry["type"]: entry["value"] for entry in entries}
     except (KeyError, IndexError, TypeError):
         return {}
+    if not isinstance(entries, list):
+        return {}
+    metrics = {}
+    for entry in entries[:MAX_METRICS]:
+        name, value = (entry.get("type"), entry.get("value")) if isinstance(entry, dict) else (None, None)
+        if _is_metric(name, value):
+            metrics[name] = value
+    return metrics
+
+
+def _is_metric(name, value) -> bool:
+    if not (isinstance(name, str) and len(name) <= MAX_METRIC_NAME and METRIC_NAME.fullmatch(name)):
+        return False
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and abs(value) < 1e15

@@ -10,12 +10,19 @@ send no timeout, and its downloads retry timeouts five times). Every request pix
 not retried once it timed out. For that, every Hub call first wraps the httpx client factory set in
 huggingface_hub (set_client_factory) once, for the whole process; a factory the user set is kept inside.
 """
+import contextlib
+import contextvars
 import os
 import sys
+import time
 
 from .errors import PixelRNNError
 
 HUB_TIMEOUT = 60.0  # seconds the Hub has to answer a request; PIXELRNN_HUB_TIMEOUT overrides it
+# The files a Hub repo may hold, at most these many bytes each (what the Hub reports, checked before fetching).
+MAX_BYTES = {"config.json": 2**20, "README.md": 2**20}
+_deadline = contextvars.ContextVar("pixelrnn_hub_deadline", default=None)  # time.monotonic() when all must be done
+_size_limits = contextvars.ContextVar("pixelrnn_hub_size_limits", default={})
 TOKEN_HELP = "pass token=... (--token), or set HF_TOKEN; create one at https://huggingface.co/settings/tokens"
 
 
@@ -39,6 +46,33 @@ def hub_timeout() -> float:
     if not 0 < seconds <= 3600:
         raise PixelRNNError(f"PIXELRNN_HUB_TIMEOUT must be a number of seconds between 0 and 3600, got {text!r}")
     return seconds
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None = None):
+    """Every Hub request inside ends by one deadline, `seconds` from now (default `hub_timeout()`), bytes
+    arriving or not: a Hub that drips its answer cannot hold a load or a push longer. Nested, the earlier wins."""
+    end = time.monotonic() + (hub_timeout() if seconds is None else seconds)
+    outer = _deadline.get()
+    token = _deadline.set(end if outer is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+@contextlib.contextmanager
+def size_limits(limits: dict):
+    """File name -> the most bytes `fetch` downloads of it, inside this block (on top of MAX_BYTES)."""
+    token = _size_limits.set({**_size_limits.get(), **limits})
+    try:
+        yield
+    finally:
+        _size_limits.reset(token)
+
+
+def max_bytes(filename: str) -> int | None:
+    return _size_limits.get().get(filename, MAX_BYTES.get(filename))
 
 
 def connect() -> None:
@@ -66,10 +100,34 @@ def _with_timeout(client, httpx):
     """`client`, whose requests now carry the timeout and whose timeouts are not retried by huggingface_hub."""
     send = client.send
 
-    def timed_send(request, **kwargs):
-        request.extensions = {**request.extensions, "timeout": httpx.Timeout(hub_timeout()).as_dict()}
+    class Until(httpx.SyncByteStream):
+        """A response body that stops with _NoAnswer once the deadline has passed, however slowly it arrives."""
+
+        def __init__(self, stream, end: float):
+            self.stream, self.end = stream, end
+
+        def __iter__(self):
+            for chunk in self.stream:
+                if time.monotonic() > self.end:
+                    raise _NoAnswer("the Hub's answer did not arrive in time")
+                yield chunk
+
+        def close(self):
+            self.stream.close()
+
+    def timed_send(request, *, stream=False, **kwargs):
+        end = _deadline.get()
+        left = hub_timeout() if end is None else end - time.monotonic()
+        if left <= 0:
+            raise _NoAnswer("the deadline of this Hub operation has passed")
+        request.extensions = {**request.extensions, "timeout": httpx.Timeout(left).as_dict()}
         try:
-            return send(request, **kwargs)
+            response = send(request, stream=True, **kwargs)
+            if end is not None:  # each read has its timeout; the deadline also bounds all of them together
+                response.stream = Until(response.stream, end)
+            if not stream:
+                response.read()
+            return response
         except httpx.TimeoutException as error:
             raise _NoAnswer(str(error)) from error
 
@@ -81,15 +139,25 @@ def fetch(repo_id: str, filename: str, revision=None, *, token=None, cache_dir=N
           force_download=False) -> str:  # fmt: skip
     """The local path of one file of a Hub model repo, downloaded or taken from the local cache.
 
-    Raises FileMissing when the repo answers but has no such file.
+    Raises FileMissing when the repo answers but has no such file. A file larger than `max_bytes(filename)`, by
+    the size the Hub reports, is refused before it is downloaded. All its requests end by one deadline.
     """
+    with deadline():
+        return _fetch(repo_id, filename, revision, token, cache_dir, local_files_only, force_download)
+
+
+def _fetch(repo_id, filename, revision, token, cache_dir, local_files_only, force_download) -> str:
     from huggingface_hub import hf_hub_download
 
     check_repo_id(repo_id, local_too=True)
     connect()
     options = dict(revision=revision, token=token, cache_dir=cache_dir)
     try:
+        if not local_files_only:
+            _check_size(repo_id, filename, revision, token)
         return hf_hub_download(repo_id, filename, local_files_only=local_files_only, force_download=force_download, **options)
+    except PixelRNNError:
+        raise
     except Exception as error:  # noqa: BLE001 - every Hub failure becomes one clear message
         if _no_answer(error) and not force_download:  # as huggingface_hub does when the Hub is unreachable
             try:
@@ -97,6 +165,25 @@ def fetch(repo_id: str, filename: str, revision=None, *, token=None, cache_dir=N
             except Exception:  # noqa: BLE001 - not in the cache either: report the timeout
                 pass
         raise _download_error(error, filename, repo_id, revision) from None
+
+
+def _check_size(repo_id, filename, revision, token) -> None:
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    limit = max_bytes(filename)
+    if limit is None or constants.HF_HUB_OFFLINE:
+        return
+    try:
+        size = get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), token=token).size
+    except Exception as error:  # noqa: BLE001 - the download below meets the same failure and says it
+        if _no_answer(error):
+            raise
+        return
+    if size is not None and size > limit:
+        raise PixelRNNError(
+            f"{filename} of {where(repo_id, revision)} is {size:,} bytes; a pixelrnn {filename} here is at most "
+            f"{limit:,}: it is not fetched"
+        )
 
 
 def list_files(repo_id: str, revision=None, *, token=None) -> list[str]:

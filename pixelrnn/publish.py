@@ -12,7 +12,7 @@ from .checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, pickle_files
 from .data import to_pil
 from .errors import PixelRNNError
 from .model import PixelRNN, count_parameters
-from .sample import generate
+from .sample import generate, last
 
 
 def push(folder, repo_id: str, *, private: bool = False, revision: str | None = None, token: str | None = None,
@@ -23,9 +23,9 @@ def push(folder, repo_id: str, *, private: bool = False, revision: str | None = 
     metrics, data set and command of the folder's card) and samples.png (16 samples, seed 0, drawn here when
     the folder has none). Nothing else in the folder is uploaded, and the folder is not changed. Creates the
     repo, and the branch `revision`, when they do not exist yet. A Hub that does not answer a request within
-    `hub.hub_timeout()` seconds ends the push with a PixelRNNError.
+    `hub.hub_timeout()` seconds, all its requests together, ends the push with a PixelRNNError.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token
+    from huggingface_hub import get_token
 
     hub.check_repo_id(repo_id)
     folder = Path(folder)
@@ -34,6 +34,17 @@ def push(folder, repo_id: str, *, private: bool = False, revision: str | None = 
     if not token:
         kind = "a private repo" if private else "to the Hub"
         raise PixelRNNError(f"publishing {kind} needs a Hugging Face token with write access: {hub.TOKEN_HELP}")
+    if not all(" " < c < "\x7f" for c in token):  # else httpx refuses the header, which would read as no network
+        raise PixelRNNError(f"the token holds spaces, line breaks or other characters a Hugging Face token never has: {hub.TOKEN_HELP}")
+    samples = folder / SAMPLES_IMAGE
+    samples = samples if samples.is_file() else _samples_png(model)  # drawn before the Hub's clock starts
+    with hub.deadline():
+        return _push(folder, model, samples, repo_id, private, revision, token, commit_message)
+
+
+def _push(folder, model, samples, repo_id, private, revision, token, commit_message) -> str:
+    from huggingface_hub import CommitOperationAdd, HfApi
+
     hub.connect()
     api = HfApi(token=token)
     place = hub.where(repo_id, revision)
@@ -49,7 +60,7 @@ def push(folder, repo_id: str, *, private: bool = False, revision: str | None = 
             )
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        files = _files_to_publish(folder, model, repo_id, revision)
+        files = _files_to_publish(folder, model, samples, repo_id, revision)
         commit = api.create_commit(
             repo_id,
             operations=[CommitOperationAdd(path_in_repo=name, path_or_fileobj=content) for name, content in files.items()],
@@ -76,26 +87,21 @@ def _publishable_model(folder: Path) -> PixelRNN:
     return PixelRNN.from_pretrained(folder)  # the same strict checks as loading: what is published must load
 
 
-def _files_to_publish(folder: Path, model: PixelRNN, repo_id: str, revision: str | None) -> dict:
+def _files_to_publish(folder: Path, model: PixelRNN, samples, repo_id: str, revision: str | None) -> dict:
     """Name in the repo -> a path or bytes. The card and the samples are made here, never written into the folder."""
     old_card = folder / CARD_NAME
     fields = card_fields(old_card.read_text(encoding="utf-8")) if old_card.is_file() else {}
     card = model_card(model.config, count_parameters(model), **fields, repo_id=repo_id, samples_image=SAMPLES_IMAGE,
                       revision=revision)  # fmt: skip
-    samples = folder / SAMPLES_IMAGE
-    return {
-        WEIGHTS_NAME: folder / WEIGHTS_NAME,
-        CONFIG_NAME: folder / CONFIG_NAME,
-        CARD_NAME: card.encode("utf-8"),
-        SAMPLES_IMAGE: samples if samples.is_file() else _samples_png(model),
-    }
+    return {WEIGHTS_NAME: folder / WEIGHTS_NAME, CONFIG_NAME: folder / CONFIG_NAME, CARD_NAME: card.encode("utf-8"),
+            SAMPLES_IMAGE: samples}  # fmt: skip
 
 
 def _samples_png(model: PixelRNN) -> bytes:
-    *_, last = generate(model, 16, seed=0)
+    final = last(generate(model, 16, seed=0))  # one step kept at a time: memory does not grow with the height
     scale = min(8, max(1, 112 // max(model.config["height"], model.config["width"])))  # about 112 px per image
     buffer = io.BytesIO()
-    to_pil(last.image, model, scale=scale).save(buffer, format="PNG")
+    to_pil(final.image, model, scale=scale).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -5,6 +5,7 @@ re-reading the prefix for every row. Every call runs in eval mode (batch norm is
 `torch.inference_mode`, on the model's device.
 """
 import operator
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -72,6 +73,21 @@ def reconstruct(model, image):
     """Teacher-forced restore: each value's most likely level given the true values before it."""
     original = _original(model, image)
     return _run(model, original, original.shape[0], keep_rows=0, teacher=True, temperature=1.0, seed=None, greedy=True)
+
+
+def last(steps, max_seconds: float = float("inf")):
+    """The last of `steps` (a `generate`, `complete` or `reconstruct`), keeping one step alive at a time.
+
+    `*_, last = steps` keeps every step, each a whole batch of images: memory then grows with the image's
+    height. Past `max_seconds` this stops with a PixelRNNError.
+    """
+    deadline, step = time.monotonic() + max_seconds, None
+    for step in steps:
+        if time.monotonic() > deadline:
+            raise PixelRNNError(f"stopped after {max_seconds:.0f} s, the limit here: ask for fewer images or a smaller model")
+    if step is None:
+        raise PixelRNNError("there were no steps to take")
+    return step
 
 
 def _run(model, original, batch, keep_rows, teacher, temperature, seed, greedy, fast=False):
