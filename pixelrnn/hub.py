@@ -7,7 +7,8 @@ Tokens are passed to huggingface_hub for its requests and nowhere else: never lo
 A Hub that accepts connections and never answers would hang huggingface_hub for minutes (several of its calls
 send no timeout, and its downloads retry timeouts five times). Every request pixelrnn makes waits at most
 `hub_timeout()` seconds for an answer (HUB_TIMEOUT, or the environment variable PIXELRNN_HUB_TIMEOUT) and is
-not retried once it timed out. For that, every Hub call first wraps the httpx client factory set in
+not retried once it timed out; a refused connection (no network, a Hub that is down) is not retried either, so
+an unreachable Hub is said at once instead of after five "Retrying in Ns" pauses (about 25 s). For that, every Hub call first wraps the httpx client factory set in
 huggingface_hub (set_client_factory) once, for the whole process; a factory the user set is kept inside.
 """
 import contextlib
@@ -32,6 +33,10 @@ class FileMissing(PixelRNNError):
 
 class _NoAnswer(Exception):
     """A request timed out; deliberately not an httpx TimeoutException, so that huggingface_hub does not retry it."""
+
+
+class _Unreachable(Exception):
+    """A connection could not be made; deliberately not an httpx ConnectError, so that huggingface_hub does not retry it."""
 
 
 def hub_timeout() -> float:
@@ -130,6 +135,8 @@ def _with_timeout(client, httpx):
             return response
         except httpx.TimeoutException as error:
             raise _NoAnswer(str(error)) from error
+        except httpx.ConnectError as error:
+            raise _Unreachable(str(error)) from error
 
     client.send = timed_send
     return client
@@ -159,7 +166,7 @@ def _fetch(repo_id, filename, revision, token, cache_dir, local_files_only, forc
     except PixelRNNError:
         raise
     except Exception as error:  # noqa: BLE001 - every Hub failure becomes one clear message
-        if _no_answer(error) and not force_download:  # as huggingface_hub does when the Hub is unreachable
+        if (_no_answer(error) or _unreachable(error)) and not force_download:  # as huggingface_hub does when the Hub is unreachable
             try:
                 return hf_hub_download(repo_id, filename, local_files_only=True, **options)
             except Exception:  # noqa: BLE001 - not in the cache either: report the timeout
@@ -218,7 +225,7 @@ def _download_error(error, filename, repo_id, revision) -> PixelRNNError:
     if _no_answer(error):
         return hub_error(error, place, "fetch", "read")
     # LocalEntryNotFoundError is also an EntryNotFoundError: a cache miss must not read as a missing file
-    if isinstance(error, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+    if isinstance(error, (LocalEntryNotFoundError, OfflineModeIsEnabled)) or _unreachable(error):
         return PixelRNNError(
             f"cannot reach the Hub to fetch {place}, and it is not in the local cache: "
             "check the network (or HF_HUB_OFFLINE), or load a local folder"
@@ -248,7 +255,7 @@ def hub_error(error, place, doing, access) -> PixelRNNError | None:
         )
     if isinstance(error, RevisionNotFoundError):
         return PixelRNNError(f"Hub repo {place} has no such revision (branch, tag or commit)")
-    if _is_network_error(error):
+    if _is_network_error(error) or _unreachable(error):
         return PixelRNNError(
             f"cannot reach the Hub at {constants.ENDPOINT} to {doing} {place}: check the network connection "
             "(and HF_ENDPOINT, if set)"
@@ -263,14 +270,19 @@ def hub_error(error, place, doing, access) -> PixelRNNError | None:
     return None
 
 
-def _no_answer(error) -> bool:
+def _no_answer(error, kind=_NoAnswer) -> bool:
     """Whether a request timed out, here or behind the exceptions huggingface_hub wraps it in."""
     seen = 0
     while error is not None and seen < 10:
-        if isinstance(error, _NoAnswer):
+        if isinstance(error, kind):
             return True
         error, seen = error.__cause__ or error.__context__, seen + 1
     return False
+
+
+def _unreachable(error) -> bool:
+    """Whether a connection to the Hub could not be made, here or behind huggingface_hub's exceptions."""
+    return _no_answer(error, _Unreachable)
 
 
 def _is_network_error(error) -> bool:

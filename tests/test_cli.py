@@ -2,6 +2,8 @@
 import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from pixelrnn import cli, distributions
 from pixelrnn.evaluate import evaluate
 from pixelrnn.model import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS
 from pixelrnn.train import TrainConfig
-from conftest import shared_data, tiny
+from conftest import free_port, shared_data, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_TINY = ["--height", "8", "--width", "8", "--hidden-size", "8", "--head-size", "8", "--threads", "1"]
@@ -203,3 +205,15 @@ def test_eval_on_cifar10_test_images(capsys, tmp_path):
     code, out, err = _cli(capsys, *common, "--split", "test", "--json", tmp_path / "e.json")
     assert code == 0, err
     assert json.loads((tmp_path / "e.json").read_text())["images"] == 4
+
+
+# -- an unreachable Hub (issue 24, item 1) --------------------------------------------------------
+
+def test_an_unreachable_hub_fails_once_at_once_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
+               PYTHONPATH=str(ROOT), PIXELRNN_CACHE=str(tmp_path / "cache"))  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "pixelrnn", "sample", "alice/no-such-model", "--out", "s.png"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert "Retrying" not in done.stderr
+    _one_line_error(done.returncode, done.stderr, "cannot reach the Hub to fetch alice/no-such-model")
