@@ -20,7 +20,7 @@ import pixelrnn  # noqa: E402
 from app_support import fairness, pictures, scratch, uploads  # noqa: E402
 from app_support.errors import friendly_errors, gpu, log, scrub  # noqa: E402
 from app_support.hubcache import HubCache  # noqa: E402
-from app_support.labels import COMPLETE, RESTORE  # noqa: E402
+from app_support.labels import COMPLETE, RESTORE, measured  # noqa: E402
 from app_support.models import Models, describe, hub_key, key_for_link, label, local_checkpoints  # noqa: E402
 from app_support.models import check_repo_id, default_key, no_checkpoint_message  # noqa: E402
 from app_support.text import plain, plain_html, url_part  # noqa: E402
@@ -75,12 +75,19 @@ def model_updates(model_key):
     model = MODELS.get(model_key)
     height, width = model.config["height"], model.config["width"]
     return (
-        describe(model, model_key, MODELS.metrics(model_key)),
+        _describe(model, model_key),
         gr.update(maximum=height, value=height // 2),
         MODELS.samples(model_key, REQUEST_SECONDS),  # model work: the request's time limit applies
         gr.update(canvas_size=_canvas_size(width, height), value=_blank_canvas(width, height)),
         gr.update(maximum=height, value=height // 2),
     )
+
+
+def _describe(model, model_key):
+    """The model line, its card's metrics said as the README's tables say them (after the line on its shape)."""
+    shape, *rest = describe(model, model_key).split("\n\n", 1)
+    figures = measured(MODELS.metrics(model_key))
+    return "\n\n".join([shape, *([figures] if figures else []), *rest])
 
 
 def _canvas_size(width, height):
@@ -242,6 +249,8 @@ def generate(n, temperature, seed, random_seed, model_key):
 def train(files, data, steps, session_models, request: gr.Request, **options):
     model_config = {name: int(value) if name in ("height", "hidden_size", "num_layers", "window") else value for name, value in options.items()}
     model_config.update(width=model_config["height"], head_size=model_config["hidden_size"])
+    # at once: the panel and the status say what happens while the data is read and the model built
+    yield {loss_plot: pictures.loss_frame([]), train_status: "Reading the data and building the model..."}
     shown_at = 0.0
     for update in RUNS.train(request.session_hash, files, data, int(steps), model_config, TRAIN_SECONDS):
         if update.checkpoint is None:
@@ -481,6 +490,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
         inputs_kwargs=dict(height=size, channels=channels, values=values, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                            bidirectional=bidirectional, mode=mode, window=window, batch_norm=batch_norm, row_head=row_head),
         api_name="train", concurrency_id="train", concurrency_limit=1,
+        show_progress_on=[train_status],  # one timer, by the status: the model menu, samples and line stay usable
     )  # fmt: skip
     stop_button.click(stop_training, None, None, api_name="stop_training", concurrency_limit=None)
     push_button.click(push_to_hub, [push_repo, push_private, push_token], push_status, api_name="push_to_hub", **sampling_events)  # loads the model

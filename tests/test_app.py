@@ -440,3 +440,31 @@ def test_the_model_cache_forgets_what_it_kept_beside_a_dropped_model(monkeypatch
     models.samples("local:first")  # drawn here: the folders have no samples.png
     models.get("local:second")
     assert list(models._loaded) == list(models._metrics) == ["local:second"] and models._samples == {}
+
+
+# -- words of the page ------------------------------------------------------------------------------------
+SHIPPED_METRICS = dict(epoch=60, step=46860, valid_nll_nats=79.222, valid_bits_per_dim=0.14578, test_nll_nats=78.974, test_bits_per_dim=0.14533)
+
+
+def test_the_model_line_says_its_cards_metrics_as_the_readme_does(app, client):
+    folder = app[2] / "with-metrics"
+    pixelrnn.PixelRNN(height=6, width=6, hidden_size=8, head_size=8).save_pretrained(folder, model_card_kwargs=dict(metrics=SHIPPED_METRICS))
+    try:
+        info = app[0].model_updates("local:with-metrics")[0]  # what /choose_model sends (the list offers shipped folders only)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder)
+    assert "test NLL 78.97 nats, 0.145 bits/dim" in info and "validation NLL 79.22 nats, 0.146 bits/dim" in info
+    assert "checkpoint kept (epoch 60, step 46,860)" in info
+    assert "_nll_nats" not in info and "bits_per_dim" not in info
+
+
+def test_training_says_at_once_what_it_does_and_which_checkpoint_is_in_use(app, client):
+    job = client.submit(**train_args(steps=12), api_name="/train")
+    *_, (_, status, *_) = [job.result(timeout=120)]
+    frames = job.outputs()
+    first_curve, first_status = frames[0][0], frames[0][1]
+    assert first_status.startswith("Reading the data")  # before the data is read: the page is not left waiting
+    assert {series for *_, series in first_curve["data"]} == {"train", "valid"}  # the plot's colours are fixed at once
+    assert status.startswith("Done: 12 steps in") and "checkpoint kept" in status

@@ -297,3 +297,25 @@ def test_the_transparent_example_shows_its_digit(browser, size):
     shot = np.asarray(Image.open(io.BytesIO(thumbnail.screenshot())).convert("L"))
     assert (shot > 200).mean() > 0.02 and (shot < 60).mean() > 0.3, "the white 0 is not visible on its thumbnail"
     page.close()
+
+
+# A progress overlay (with its timer) on an element: Gradio's status tracker when it is not hidden.
+BUSY = "[data-testid=status-tracker]:not(.hide)"
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_training_leaves_the_header_usable_with_one_timer(browser, size):
+    page = open_page(browser, size)
+    page.get_by_role("tab", name="Train", exact=True).click()
+    set_slider(page, "train-size", 8)
+    set_slider(page, "train-hidden", 16)
+    set_slider(page, "train-steps", 2000)  # long enough to look at the page while it runs; Stop ends it
+    page.click("#train-button")
+    expect(page.locator("#train-status")).to_contain_text("Step")
+    for header in ("#model-list", "#card-samples", "#model-info"):
+        expect(page.locator(f"{header} {BUSY}, {header}{BUSY}")).to_have_count(0)
+    assert page.locator(f"{BUSY} .progress-text, {BUSY} .timer").count() <= 1
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.locator("#train-status")).to_contain_text("Stopped after")
+    expect(page.locator("#model-info")).to_contain_text("trained in this session")
+    page.close()
