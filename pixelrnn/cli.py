@@ -3,18 +3,23 @@
 Every flag of `train` comes from one place: the model's options (pixelrnn.model.OPTIONS, its keyword
 arguments) with the help lines of MODEL_HELP and the choices of pixelrnn.model, and the fields of
 TrainConfig with the help in their metadata.
+
+Nothing heavy is imported before the arguments are parsed: `--help` and a bad flag answer without torch.
+The table of the train and eval flags is read from those modules once and kept in the user's cache
+(FLAG_CACHE_ENV, else $XDG_CACHE_HOME/pixelrnn or ~/.cache/pixelrnn), under a key made of the package's
+source and place, so any change to the code builds it afresh.
 """
 import argparse
 import dataclasses
+import difflib
+import hashlib
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from . import distributions
 from .errors import PixelRNNError
-from .model import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS, PixelRNN
 
 MODEL_HELP = {
     "height": "image height in pixels",
@@ -40,9 +45,12 @@ MODEL_HELP = {
     "direct_connections": "the autoregressive row head also sees the earlier values of the row directly",
     "view_shift": "also train on copies shifted by up to this many pixels, the model told which (distribution augmentation); 0: off",
 }
-MODEL_CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
-                 "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+PACKAGE = Path(__file__).resolve().parent
+WEIGHTS = PACKAGE.parent / "weights"  # the shipped checkpoints, named from any folder: `sample binarized-mnist`
+FLAG_CACHE_ENV = "PIXELRNN_CACHE"
+# The named data sets of a fixed size (pixelrnn.datasets): eval says which checkpoints and sources fit.
+FIXED_SIZES = {"binarized-mnist": (28, 28, 1), "mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,9 +68,15 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = _parser()
-    args = parser.parse_args(argv)
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    try:
+        parser = _parser()
+    except PixelRNNError as error:  # the flag table could not be built
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _unrecognized(parser, args, unknown)
     try:
         return args.handler(args, argv) or 0
     except PixelRNNError as error:
@@ -72,50 +86,132 @@ def main(argv=None) -> int:
         where = f" {error.filename}" if getattr(error, "filename", None) else ""
         print(f"error: cannot read or write{where}: {error.strerror or error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _unrecognized(parser, args, unknown):
+    """Arguments no flag takes: name the closest flag of the subcommand and point at its own help."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = commands.choices[args.command]
+    flags = [s for action in command._actions for s in action.option_strings if s.startswith("--")]
+    hint = ""
+    typo = next((word for word in unknown if word.startswith("-")), None)
+    if typo is not None:
+        close = difflib.get_close_matches(typo.split("=", 1)[0], flags, n=1, cutoff=0.6)
+        if close:
+            hint = f": did you mean {close[0]}?"
+    command.error(f"unrecognized argument{'s' if len(unknown) > 1 else ''} {' '.join(unknown)}{hint}")
+
+
+# -- the flags ------------------------------------------------------------------------------------
+
+def _flag_table() -> dict:
+    """{"model": [[name, default, help, choices], ...], "training": [...]}: the flags of train (and eval's data flags).
+
+    Built from pixelrnn.model and pixelrnn.train, which import torch (seconds), then read from the cache.
+    """
+    key = hashlib.sha256(str(PACKAGE).encode())
+    for path in sorted(PACKAGE.glob("*.py")):
+        key.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    folder = Path(os.environ.get(FLAG_CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixelrnn")
+    cached = folder / f"flags-{key.hexdigest()[:20]}.json"
+    try:
+        return _decoded(json.loads(cached.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):  # not there yet (or damaged): build it
+        pass
+    table = _built_flag_table()
+    text = json.dumps(table)
+    if _decoded(json.loads(text)) == table and all(type(a[1]) is type(b[1]) for a, b in zip(_rows(table), _rows(_decoded(json.loads(text))))):
+        temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob("flags-*.json"):
+                old.unlink(missing_ok=True)
+            temporary.write_text(text, encoding="utf-8")
+            temporary.replace(cached)
+        except OSError:  # a read-only home: every command builds the table, as before
+            temporary.unlink(missing_ok=True)
+    return table
+
+
+def _rows(table):
+    return table["model"] + table["training"]
+
+
+def _decoded(table) -> dict:
+    """The table as _built_flag_table gives it: choices as tuples."""
+    return {part: [[name, default, help, tuple(choices) if choices is not None else None] for name, default, help, choices in table[part]]
+            for part in ("model", "training")}  # fmt: skip
+
+
+def _built_flag_table() -> dict:
+    from .datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
+    from . import distributions
+    from .model import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS
+    from .train import TrainConfig
+
+    CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
+               "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
+    model = [[name, p.default, MODEL_HELP[name], tuple(CHOICES[name]) if name in CHOICES else None] for name, p in OPTIONS.items()]
+    training = []
+    for spec in dataclasses.fields(TrainConfig):
+        if spec.metadata["flag"]:
+            help = spec.metadata["help"]
+            if spec.name == "data_dir":  # the default said as the path it is, whatever the current folder
+                help = f"folder holding the .npz data sets; when not given: ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR} (beside the project)"
+            choices = spec.metadata["choices"]
+            training.append([spec.name, spec.default, help, tuple(choices) if choices is not None else None])
+    return {"model": model, "training": training}
 
 
 def _parser():
-    from .train import TrainConfig
-
+    table = _flag_table()
     formatter = _Help
     parser = _Parser(prog="pixelrnn", description="Row-by-row PixelRNN: train, sample, evaluate, publish.")
     commands = parser.add_subparsers(dest="command", required=True)
-    settings = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
+    settings = {row[0]: row for row in table["training"]}
 
     train = commands.add_parser("train", help="train a model", formatter_class=formatter,
                                 description="Train a PixelRNN; the run folder (--out) holds the best checkpoint and last/ for --resume.")  # fmt: skip
     model_options = train.add_argument_group("model (every PixelRNN option)")
-    for name, parameter in OPTIONS.items():
-        _add_option(model_options, name, parameter.default, MODEL_HELP[name], MODEL_CHOICES.get(name))
+    for name, default, help, choices in table["model"]:
+        _add_option(model_options, name, default, help, choices)
     train_options = train.add_argument_group("training")
-    for spec in settings.values():
-        if spec.metadata["flag"]:
-            _add_option(train_options, spec.name, spec.default, spec.metadata["help"], spec.metadata["choices"])
+    for name, default, help, choices in table["training"]:
+        _add_option(train_options, name, default, help, choices)
     train_options.add_argument("--push-to-hub", metavar="REPO_ID", help="push the best checkpoint to this Hub repo when done")
     train.set_defaults(handler=_train)
 
+    checkpoint_help = (f"checkpoint folder, the name of a shipped one ({', '.join(_shipped()) or 'none here'}: from any folder), "
+                       "or a Hub repo id (hf:owner/name is always one)")  # fmt: skip
     sample = commands.add_parser("sample", help="write a grid of generated images", formatter_class=formatter,
                                  description="Draw images from a checkpoint and write them as one picture.")  # fmt: skip
-    sample.add_argument("checkpoint", help="checkpoint folder or Hub repo id")
+    sample.add_argument("checkpoint", help=checkpoint_help)
     sample.add_argument("--revision", help="a branch, tag or commit of the Hub repo")
     sample.add_argument("-n", "--n", type=int, default=16, help="images to draw (1 to 1024)")
     sample.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (0.01 to 100)")
     sample.add_argument("--seed", type=_seed, default=0, help="random seed (0 to 2**64-1)")
     sample.add_argument("--greedy", action="store_true", help="the most likely value everywhere instead of a draw")
     sample.add_argument("--scale", type=_whole(1, 64), default=4, help="pixels per image pixel in the picture (1 to 64)")
-    sample.add_argument("--out", default="samples.png", help="the picture to write: .png, .jpg, .webp, ... (a format Pillow writes)")
+    sample.add_argument("--out", default="samples.png", help="the picture to write: .png, .jpg, .webp, ... (a format Pillow writes); "
+                                                             "an existing file is replaced only with --overwrite")  # fmt: skip
+    sample.add_argument("--overwrite", action="store_true", help="replace --out if it exists (the picture is written whole or not at all)")
     sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser("eval", help="NLL (nats per image), bits/dim and sampling loss on a data split",
                                    formatter_class=formatter, description="Score a checkpoint on a data split.")  # fmt: skip
-    evaluate.add_argument("checkpoint", help="checkpoint folder or Hub repo id")
+    evaluate.add_argument("checkpoint", help=checkpoint_help)
     evaluate.add_argument("--revision", help="a branch, tag or commit of the Hub repo")
     for name in ("data", "data_dir"):
-        _add_option(evaluate, name, settings[name].default, settings[name].metadata["help"])
+        _, default, help, _ = settings[name]
+        _add_option(evaluate, name, default, help)
     evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test", help="which part of the data to score")
     evaluate.add_argument("--max-images", type=_whole(0), default=0, help="score the first N images (0: all of them)")
     evaluate.add_argument("--batch-size", type=_whole(1), default=500, help="images per batch")
-    evaluate.add_argument("--json", metavar="PATH", help="also write the figures to this file")
+    evaluate.add_argument("--json", metavar="PATH", help="also write the figures to this file (an existing one only with --overwrite)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists (written whole or not at all)")
     evaluate.set_defaults(handler=_eval)
 
     push = commands.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub", formatter_class=formatter)
@@ -155,9 +251,86 @@ _seed = _whole(0, MAX_SEED)
 _seed.__name__ = "seed"
 
 
+# -- checkpoints by name --------------------------------------------------------------------------
+
+def _shipped() -> list:
+    """The checkpoint folders in the project's weights/, binarized-mnist first."""
+    try:
+        names = sorted(p.name for p in WEIGHTS.iterdir() if (p / "config.json").is_file())
+    except OSError:
+        return []
+    return sorted(names, key=lambda name: name != "binarized-mnist")
+
+
+def _checkpoint(text: str) -> str:
+    """What to load for CHECKPOINT: a folder here as it is; else a shipped checkpoint named as `binarized-mnist`
+    or `weights/binarized-mnist` (from any folder); else the text itself (a Hub repo id, or a path the library
+    reports). A near miss of a shipped name is said at once, without asking the Hub."""
+    if text.startswith("hf:"):
+        return text
+    try:
+        if Path(text).expanduser().exists():
+            return text
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: the library says so
+        return text
+    parts = Path(text).parts
+    if len(parts) == 1:
+        name, shown = parts[0], "{}"
+    elif len(parts) == 2 and parts[0] == "weights":
+        name, shown = parts[1], "weights/{}"
+    else:
+        return text
+    if name in _shipped():
+        return str(WEIGHTS / name)
+    close = difflib.get_close_matches(name, _shipped(), n=1, cutoff=0.85)
+    if close:
+        raise PixelRNNError(f"there is no checkpoint {text!r} here or among the shipped ones in {WEIGHTS} "
+                            f"(did you mean {shown.format(close[0])!r}?); hf:{text} loads the Hub repo of that name")  # fmt: skip
+    return text
+
+
+# -- files written whole or not at all ------------------------------------------------------------
+
+def _new_file(path: Path, flag: str, overwrite: bool) -> bool:
+    """Check, before any work, that `path` can be written; True when it exists and --overwrite replaces it."""
+    if not path.parent.is_dir():
+        raise PixelRNNError(f"cannot write {flag} {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise PixelRNNError(f"cannot write {flag} {path}: the folder {path.parent} is not writable")
+    if path.is_dir():
+        raise PixelRNNError(f"{flag} {path} is a folder: give a file name")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise PixelRNNError(f"{flag} {path} already exists: nothing was done; pass --overwrite to replace it, or choose another name")
+        return True
+    return False
+
+
+def _write_whole(path: Path, flag: str, write) -> None:
+    """write(temporary) beside `path`, then rename it over `path`: a failed write leaves the old file as it was."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    existed = path.exists()
+    try:
+        write(temporary)
+        if existed:
+            try:
+                os.chmod(temporary, path.stat().st_mode & 0o7777)  # the replaced file's permissions
+            except OSError:
+                pass
+        os.replace(temporary, path)
+    except OSError as error:
+        kept = f"; {path} is as it was" if existed else ""
+        raise PixelRNNError(f"cannot write {flag} {path}: {error.strerror or error}{kept}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# -- the commands ---------------------------------------------------------------------------------
+
 def _train(args, argv):
     from tqdm import tqdm
 
+    from .model import OPTIONS
     from .train import TrainConfig, run
 
     model_config = {name: getattr(args, name) for name in OPTIONS}
@@ -186,6 +359,13 @@ def _train(args, argv):
         print(f"stopped at step {last.step if last else 0}; continue with the same command and --resume", file=sys.stderr)
         return 130
     print(f"best checkpoint: {config.out} (valid NLL {last.best_valid_nll:.3f} nats per image)")
+    if config.test:
+        test = _test_record(Path(config.out))
+        if test is None:
+            print(f"--test: the data source {config.data!r} has no test split, so nothing was tested", file=sys.stderr)
+        else:
+            print(f"test NLL {test['nll_nats']:.3f} nats per image, {test['bits_per_dim']:.4f} bits/dim "
+                  f"({test['images']} test images, the best checkpoint)")  # fmt: skip
     if args.push_to_hub:
         from .publish import push
 
@@ -193,23 +373,32 @@ def _train(args, argv):
     return 0
 
 
+def _test_record(out: Path) -> dict | None:
+    """The figures `--test` just wrote: the last line of metrics.jsonl, when it is a test record."""
+    try:
+        lines = (out / "metrics.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
+        record = json.loads(next(line for line in reversed(lines) if line.strip()))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("kind") == "test" else None
+
+
 def _sample(args, argv):
     from . import generate, to_pil
+    from .model import PixelRNN
+    from .sample import last
 
-    out = _picture_path(args.out)
-    model = PixelRNN.from_pretrained(args.checkpoint, revision=args.revision)
-    *_, last = generate(model, n=args.n, temperature=args.temperature, seed=args.seed, greedy=args.greedy)
-    picture = to_pil(last.image, model, scale=args.scale)
-    try:
-        picture.save(out)
-    except OSError as error:
-        out.unlink(missing_ok=True)  # never leave half a picture behind
-        raise PixelRNNError(f"cannot write {out}: {error.strerror or error}") from None
-    print(f"wrote {args.n} samples to {out}")
+    out, picture_format = _picture_path(args.out)
+    replacing = _new_file(out, "--out", args.overwrite)
+    model = PixelRNN.from_pretrained(_checkpoint(args.checkpoint), revision=args.revision)
+    final = last(generate(model, n=args.n, temperature=args.temperature, seed=args.seed, greedy=args.greedy))  # one step kept
+    picture = to_pil(final.image, model, scale=args.scale)
+    _write_whole(out, "--out", lambda temporary: picture.save(temporary, format=picture_format))
+    print(f"wrote {args.n} samples to {out}" + (" (replaced the file that was there)" if replacing else ""))
 
 
-def _picture_path(text) -> Path:
-    """The --out of sample: an image format Pillow writes, in a folder that exists (checked before sampling)."""
+def _picture_path(text):
+    """The --out of sample and its format: an image format Pillow writes (checked before sampling)."""
     from PIL import Image
 
     out = Path(text)
@@ -217,20 +406,18 @@ def _picture_path(text) -> Path:
     if extensions.get(out.suffix.lower()) not in Image.SAVE:
         writable = sorted(e for e, f in extensions.items() if f in Image.SAVE and e in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"))
         raise PixelRNNError(f"--out {text}: the picture needs an image file name ending in one of {', '.join(writable)}")
-    if not out.parent.is_dir():
-        raise PixelRNNError(f"--out {text}: the folder {out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK):
-        raise PixelRNNError(f"--out {text}: the folder {out.parent} is not writable")
-    return out
+    return out, extensions[out.suffix.lower()]
 
 
 def _eval(args, argv):
     from .datasets import load_splits
     from .evaluate import evaluate
+    from .model import PixelRNN
 
-    if args.json and not Path(args.json).parent.is_dir():
-        raise PixelRNNError(f"cannot write --json {args.json}: the folder {Path(args.json).parent} does not exist")
-    model = PixelRNN.from_pretrained(args.checkpoint, revision=args.revision)
+    json_path = Path(args.json) if args.json else None
+    replacing = json_path is not None and _new_file(json_path, "--json", args.overwrite)
+    model = PixelRNN.from_pretrained(_checkpoint(args.checkpoint), revision=args.revision)
+    _check_data_fits(model.config, args.data, args.checkpoint)
     splits = load_splits(args.data, model.config, folder=args.data_dir)
     images = getattr(splits, args.split)
     if images is None or not len(images):
@@ -243,11 +430,41 @@ def _eval(args, argv):
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     print(json.dumps(figures))
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
-        except OSError as error:
-            raise PixelRNNError(f"cannot write --json {args.json}: {error.strerror or error}") from None
+    if json_path is not None:
+        text = json.dumps(figures, indent=2)
+        _write_whole(json_path, "--json", lambda temporary: temporary.write_text(text, encoding="utf-8"))
+        if replacing:
+            print(f"replaced {json_path}", file=sys.stderr)
+
+
+def _check_data_fits(config: dict, data: str, checkpoint: str) -> None:
+    """A named data set of another size (or binarized MNIST for an 8-bit model): say what eval can do instead."""
+    if data not in FIXED_SIZES:
+        return
+    size = FIXED_SIZES[data]
+    shape = (config["height"], config["width"], config["channels"])
+    binary_only = data == "binarized-mnist"
+    if shape == size and not (binary_only and config["values"] != "binary"):
+        return
+    fitting = [name for name in _shipped() if _fits(WEIGHTS / name, size, binary_only)]
+    models = f"a checkpoint made for it (shipped: {', '.join(fitting)})" if fitting else "a checkpoint made for it"
+    sources = [name for name, other in FIXED_SIZES.items() if other == shape and name != data and not (name == "binarized-mnist" and config["values"] != "binary")]
+    instead = f"--data {' or '.join(sources)}, " if sources else ""
+    if shape == size:  # binarized MNIST and an 8-bit model
+        said = f"{data} holds binary pixels and {checkpoint} models 8-bit values"
+    else:
+        said = (f"{checkpoint} is a {shape[0]}x{shape[1]} model with {shape[2]} channel(s) and {data} images are "
+                f"{size[0]}x{size[1]} with {size[2]}")  # fmt: skip
+    raise PixelRNNError(f"{said}: eval scores a checkpoint on data of its own kind; score {checkpoint} on {instead}"
+                        f"digits, photos or an image file or folder (resized to the model), or score {models} on {data}")  # fmt: skip
+
+
+def _fits(folder: Path, size, binary_only) -> bool:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return (config["height"], config["width"], config["channels"]) == size and not (binary_only and config["values"] != "binary")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _push(args, argv):

@@ -21,6 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI_TINY = ["--height", "8", "--width", "8", "--hidden-size", "8", "--head-size", "8", "--threads", "1"]
 
 
+@pytest.fixture(scope="session")
+def _flag_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("flag-cache")
+
+
+@pytest.fixture(autouse=True)
+def _own_flag_cache(_flag_cache, monkeypatch):
+    """The command line's table of flags is kept in a folder of the tests, not in the user's ~/.cache."""
+    monkeypatch.setenv(cli.FLAG_CACHE_ENV, str(_flag_cache))
+
+
 def _cli(capsys, *argv):
     """(exit code, stdout, stderr) of `python -m pixelrnn ...`, run in this process."""
     try:
@@ -187,9 +198,12 @@ def test_eval_refuses_a_bad_batch_size_and_shows_progress(capsys, checkpoint, tm
 
 
 def test_train_shows_progress_while_it_scores_the_validation_and_test_splits(capsys, tmp_path):
-    code, _, err = _cli(capsys, "train", "--data", "digits", "--out", tmp_path, *CLI_TINY, "--epochs", 1, "--eval-batch-size", 10, "--test")
+    code, out, err = _cli(capsys, "train", "--data", "digits", "--out", tmp_path, *CLI_TINY, "--epochs", 1, "--eval-batch-size", 10, "--test")
     assert code == 0, err
     assert err.count("scoring:") >= 2 and "batch" in err  # a bar for the validation split, one for the test split
+    test = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])  # the figure --test printed at the end
+    assert test["kind"] == "test" and out.splitlines()[-1] == (
+        f"test NLL {test['nll_nats']:.3f} nats per image, {test['bits_per_dim']:.4f} bits/dim (150 test images, the best checkpoint)")
 
 
 def test_eval_json_into_a_missing_folder_is_one_line(capsys, checkpoint, tmp_path):
@@ -207,7 +221,51 @@ def test_eval_on_cifar10_test_images(capsys, tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())["images"] == 4
 
 
-# -- an unreachable Hub (issue 24, item 1) --------------------------------------------------------
+# -- checkpoints by name, from any folder; an unreachable Hub (issue 24, item 1) -------------------
+
+def _no_hub(monkeypatch):
+    from pixelrnn import hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(hub, "fetch", refuse)
+
+
+@pytest.mark.parametrize("name", ["binarized-mnist", "weights/binarized-mnist"])
+def test_a_shipped_checkpoint_is_named_from_any_folder(capsys, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    _no_hub(monkeypatch)
+    code, out, err = _cli(capsys, "sample", name, "-n", 1, "--scale", 1, "--out", "s.png")
+    assert code == 0, err
+    assert Image.open(tmp_path / "s.png").size == (28, 28)
+    code, out, err = _cli(capsys, "eval", name, "--data", "digits", "--max-images", 3, "--batch-size", 3)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["images"] == 3
+
+
+def test_a_near_miss_of_a_shipped_name_is_said_without_asking_the_hub(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _no_hub(monkeypatch)
+    code, _, err = _cli(capsys, "sample", "binarized-mnst", "--out", "s.png")
+    _one_line_error(code, err, "(did you mean 'binarized-mnist'?); hf:binarized-mnst loads the Hub repo of that name")
+    code, _, err = _cli(capsys, "eval", "weights/binarized-mnst", "--data", "digits")
+    _one_line_error(code, err, "(did you mean 'weights/binarized-mnist'?)")
+    assert "shipped" in _subcommands()["sample"].format_help() and "binarized-mnist" in _subcommands()["eval"].format_help()
+
+
+def test_the_default_data_folder_is_found_from_any_folder(capsys, tmp_path, monkeypatch):
+    from pixelrnn.datasets import DEFAULT_DATA_DIR
+
+    if not (DEFAULT_DATA_DIR / "binarized_mnist.npz").exists():
+        pytest.skip(f"no binarized_mnist.npz in {DEFAULT_DATA_DIR}")
+    monkeypatch.delenv("PIXELRNN_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(capsys, "eval", "binarized-mnist", "--data", "binarized-mnist", "--max-images", 4, "--batch-size", 4)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["images"] == 4
+    assert str(DEFAULT_DATA_DIR) in " ".join(_subcommands()["eval"].format_help().split())
+
 
 def test_an_unreachable_hub_fails_once_at_once_with_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
@@ -217,3 +275,135 @@ def test_an_unreachable_hub_fails_once_at_once_with_one_line(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert "Retrying" not in done.stderr
     _one_line_error(done.returncode, done.stderr, "cannot reach the Hub to fetch alice/no-such-model")
+
+
+# -- start-up: nothing heavy before the arguments are parsed (item 2) -------------------------------
+
+STARTUP = """
+import json, sys
+from pixelrnn import cli
+codes = []
+for argv in (["--help"], ["train", "--help"], ["sample", "--help"], ["eval", "--help"], ["train", "--hiden-size", "64"], ["sample"]):
+    try:
+        cli.main(argv)
+    except SystemExit as done:
+        codes.append(done.code)
+heavy = sorted(name for name in ("torch", "numpy", "huggingface_hub", "PIL", "tqdm") if name in sys.modules)
+print(json.dumps({"codes": codes, "heavy": heavy}))
+"""
+
+
+def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIXELRNN_CACHE": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-m", "pixelrnn", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and "train" in first.stdout  # the first use reads the flags from the code
+    done = subprocess.run([sys.executable, "-c", STARTUP], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"codes": [0, 0, 0, 0, 2, 2], "heavy": []}
+
+
+def test_the_flag_table_is_the_code_s_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv(cli.FLAG_CACHE_ENV, str(tmp_path))
+    built = cli._built_flag_table()
+    assert cli._flag_table() == built and cli._flag_table() == built  # built, then read back
+    (cached,) = tmp_path.glob("flags-*.json")
+    cached.write_text("{not json")
+    assert cli._flag_table() == built
+    assert [type(row[1]) for row in cli._flag_table()["model"]] == [type(row[1]) for row in built["model"]]
+
+
+def test_import_pixelrnn_is_cheap_and_its_names_still_work(tmp_path):
+    code = ("import sys, pixelrnn; light = 'torch' not in sys.modules; "
+            "print(light, pixelrnn.PixelRNN.__name__, pixelrnn.generate.__name__, pixelrnn.model.MAX_PARAMETERS > 0, "
+            "sorted(set(pixelrnn.__all__) - set(dir(pixelrnn))))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.stdout.split() == ["True", "PixelRNN", "generate", "True", "[]"], done.stderr
+    from pixelrnn import PixelRNN, to_pil  # noqa: F401 - from-imports resolve too
+    with pytest.raises(AttributeError):
+        pixelrnn.no_such_name
+
+
+# -- a typo'd flag (item 3) -----------------------------------------------------------------------
+
+def test_a_typo_names_the_closest_flag_and_the_subcommand_s_help(capsys, checkpoint):
+    code, _, err = _cli(capsys, "train", "--hiden-size", 64)
+    _one_line_error(code, err, "unrecognized arguments --hiden-size 64: did you mean --hidden-size? (see pixelrnn train --help)")
+    code, _, err = _cli(capsys, "sample", checkpoint, "--temprature=2")
+    _one_line_error(code, err, "--temprature=2: did you mean --temperature? (see pixelrnn sample --help)")
+
+
+# -- train: loss.png when --max-steps ends the first epoch (item 4) -----------------------------------
+
+@pytest.mark.xfail(strict=True, reason="needs pixelrnn/train.py's run() to draw loss.png at its end (the lead's file; see issue 24 item 4)")
+def test_a_run_stopped_by_max_steps_in_its_first_epoch_has_a_loss_plot(capsys, tmp_path):
+    code, _, err = _cli(capsys, "train", "--data", "digits", "--out", tmp_path, *CLI_TINY, "--epochs", 0, "--max-steps", 3,
+                        "--warmup-steps", 1, "--log-every", 1)  # fmt: skip
+    assert code == 0, err
+    assert Image.open(tmp_path / "loss.png").format == "PNG"
+
+
+# -- eval on data of another size (item 5) --------------------------------------------------------
+
+def test_eval_on_data_of_another_size_says_what_eval_can_do(capsys, tmp_path):
+    code, _, err = _cli(capsys, "eval", "cifar10", "--data", "binarized-mnist")
+    _one_line_error(code, err, "cifar10 is a 32x32 model with 3 channel(s) and binarized-mnist images are 28x28 with 1")
+    assert "--height" not in err and "score cifar10 on --data cifar10, digits, photos" in err
+    assert "score a checkpoint made for it (shipped: binarized-mnist" in err
+    tiny(height=28, width=28, values="8bit").save_pretrained(tmp_path / "gray")
+    code, _, err = _cli(capsys, "eval", tmp_path / "gray", "--data", "binarized-mnist")
+    _one_line_error(code, err, "binarized-mnist holds binary pixels")
+    assert "--data mnist" in err and "values=" not in err
+
+
+# -- the user's files: written whole, replaced only when asked (issue 21, item 11) ------------------
+
+def test_sample_never_replaces_a_file_unasked_and_a_failed_write_keeps_it(capsys, checkpoint, tmp_path, monkeypatch):
+    holiday = tmp_path / "holiday.png"
+    Image.new("RGB", (3, 2), "red").save(holiday)
+    before = holiday.read_bytes()
+    code, out, err = _cli(capsys, "sample", checkpoint, "-n", 1, "--out", holiday)
+    _one_line_error(code, err, f"--out {holiday} already exists: nothing was done; pass --overwrite to replace it")
+    assert holiday.read_bytes() == before
+
+    save = Image.Image.save
+
+    def full(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x89PNG half")
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    code, _, err = _cli(capsys, "sample", checkpoint, "-n", 1, "--out", holiday, "--overwrite")
+    _one_line_error(code, err, f"File too large; {holiday} is as it was")
+    assert holiday.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name != "ckpt"] == ["holiday.png"]
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    code, out, err = _cli(capsys, "sample", checkpoint, "-n", 1, "--scale", 1, "--out", holiday, "--overwrite")
+    assert code == 0, err
+    assert f"wrote 1 samples to {holiday} (replaced the file that was there)" in out
+    assert Image.open(holiday).size == (8, 8)
+
+
+def test_eval_json_never_replaces_a_file_unasked_and_a_failed_write_keeps_it(capsys, checkpoint, tmp_path, monkeypatch):
+    figures = tmp_path / "figures.json"
+    figures.write_text('{"mine": 1}')
+    common = ["eval", checkpoint, "--data", "digits", "--max-images", 3, "--json", figures]
+    code, out, err = _cli(capsys, *common)
+    _one_line_error(code, err, f"--json {figures} already exists: nothing was done; pass --overwrite")
+    assert "scoring" not in err and figures.read_text() == '{"mine": 1}'
+
+    write_text = Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        write_text(self, text[:5], *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, _, err = _cli(capsys, *common, "--overwrite")
+    _one_line_error(code, err, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", write_text)
+    assert figures.read_text() == '{"mine": 1}' and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "figures.json"]
+
+    code, out, err = _cli(capsys, *common, "--overwrite")
+    assert code == 0 and f"replaced {figures}" in err
+    assert json.loads(figures.read_text())["images"] == 3
