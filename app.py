@@ -4,12 +4,22 @@ Handlers first (thin adapters: their arguments and returns match the UI's inputs
 and they call the public pixelrnn API and app_support), then the layout, then the wiring. `python app.py`
 serves it; tests import `demo` and launch it themselves. Every limit below is stated in the README.
 """
+import importlib.util
 import os
 import secrets
+import shlex
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# A Python without the requirements gets one line saying how to install them, not a ModuleNotFoundError.
+_NEEDED = {"gradio": "gradio", "torch": "torch", "PIL": "pillow", "numpy": "numpy", "safetensors": "safetensors",
+           "huggingface_hub": "huggingface_hub", "yaml": "pyyaml", "tqdm": "tqdm", "sklearn": "scikit-learn"}  # fmt: skip
+_MISSING = [package for module, package in _NEEDED.items() if importlib.util.find_spec(module) is None]
+if _MISSING:
+    sys.exit(f"app.py needs {', '.join(_MISSING)}, missing from this Python ({sys.executable}): install the requirements with "
+             f"{shlex.quote(sys.executable)} -m pip install -r {shlex.quote(str(Path(__file__).parent / 'requirements.txt'))}")
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402

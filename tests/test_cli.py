@@ -356,6 +356,15 @@ def test_eval_on_data_of_another_size_says_what_eval_can_do(capsys, tmp_path):
     assert "--data mnist" in err and "values=" not in err
 
 
+# -- the app without its requirements (item 6) ------------------------------------------------------
+
+def test_the_app_without_its_requirements_says_how_to_install_them(tmp_path):
+    done = subprocess.run([sys.executable, "-S", str(ROOT / "app.py")], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "app.py needs gradio" in done.stderr, done.stderr
+    assert f"-m pip install -r {ROOT / 'requirements.txt'}" in done.stderr
+
+
 # -- the user's files: written whole, replaced only when asked (issue 21, item 11) ------------------
 
 def test_sample_never_replaces_a_file_unasked_and_a_failed_write_keeps_it(capsys, checkpoint, tmp_path, monkeypatch):
