@@ -87,7 +87,8 @@ def serve_app(hub: FakeHub, home: Path, **env):
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
     environment.update(PIXELRNN_WEIGHTS=str(home / "no-weights"), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
                        HF_ENDPOINT=hub.endpoint, HF_HOME=str(home / "hf"), HF_TOKEN="hf_alice_write_token",
-                       HF_HUB_DISABLE_TELEMETRY="1", TMPDIR=str(home), **env)  # fmt: skip
+                       HF_HUB_DISABLE_TELEMETRY="1", TMPDIR=str(home))  # fmt: skip
+    environment.update(env)
     server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=environment, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     for line in server.stdout:
