@@ -209,6 +209,35 @@ def complete_drawing(drawing, keep_rows, completions, temperature, seed, model_k
         yield unique(pictures.picture(step.image, model)), table
 
 
+def _said(model) -> str:
+    c = model.config
+    return f"{c['height']}x{c['width']} {'gray' if c['channels'] == 1 else 'RGB'}, {'binary' if c['values'] == 'binary' else '8-bit'} values"
+
+
+@friendly_errors
+def compare_models(first_key, second_key, keep_rows):
+    """What the two models have in common (units, image size), and the rows slider bounded by their heights."""
+    if not first_key or not second_key:
+        return "Choose two models to compare.", gr.update()
+    first, second = MODELS.get(first_key), MODELS.get(second_key)
+    heights = [first.config["height"], second.config["height"]]
+    note = f"A: {plain(label(first_key))}, {_said(first)}. B: {plain(label(second_key))}, {_said(second)}."
+    if first.config["values"] != second.config["values"]:
+        note += (" Their losses are not comparable: both are nats per value, but a binary value has 2 levels and "
+                 "an 8-bit one 256, so the 8-bit model's figures are larger by nature.")  # fmt: skip
+    if (first.config["height"], first.config["width"]) != (second.config["height"], second.config["width"]):
+        note += (f" The image is resized to each model's size, so the two curves have {heights[0]} and {heights[1]} rows; "
+                 "a model with fewer rows keeps all of its rows when more are asked.")  # fmt: skip
+    top = max(heights)
+    return note, gr.update(maximum=top, value=min(int(keep_rows or 0), top))
+
+
+def compare_ready(image, invert, how, keep_rows, seed, first_key, second_key):
+    """Checked on the page before Compare runs: a missing image is said once, by the image, not on every output."""
+    return [gr.validate(image is not None, "upload an image first, or pick an example"), *[gr.validate(True, "")] * 4,
+            gr.validate(bool(first_key), "choose model A"), gr.validate(bool(second_key), "choose model B")]  # fmt: skip
+
+
 @gpu()
 @friendly_errors
 def compare(image, invert, how, keep_rows, seed, first_key, second_key):
@@ -410,7 +439,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                     second_model = gr.Dropdown(model_choices([]), value=second_default, label="model B", elem_id="model-b")
                     compare_image, compare_invert = _image_input("compare-upload")
                     compare_how = gr.Radio([RESTORE, COMPLETE], value=RESTORE, label="How")
-                    compare_keep_rows = gr.Slider(0, 64, value=14, step=1, label="keep the first rows (completion)")
+                    compare_note = gr.Markdown(elem_id="compare-note")
+                    compare_keep_rows = gr.Slider(0, 64, value=14, step=1, label="keep the first rows (completion)", elem_id="compare-keep-rows")
                     compare_seed = gr.Number(0, precision=0, label="seed")
                     compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
                 with gr.Column(scale=2):
@@ -489,8 +519,11 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                       [completion_grid, completion_losses], api_name="complete_drawing", **sampling_events)  # fmt: skip
     compare_button.click(
         compare, [compare_image, compare_invert, compare_how, compare_keep_rows, compare_seed, first_model, second_model],
-        [first_result, second_result, first_loss, second_loss, compare_plot], api_name="compare", **sampling_events,
+        [first_result, second_result, first_loss, second_loss, compare_plot], api_name="compare", validator=compare_ready,
+        **sampling_events,
     )  # fmt: skip
+    gr.on([demo.load, first_model.change, second_model.change], compare_models, [first_model, second_model, compare_keep_rows],
+          [compare_note, compare_keep_rows], api_visibility="private")  # fmt: skip
     generate_button.click(generate, [samples, generate_temperature, generate_seed, random_seed, model_key_state], [grid, seed_used], api_name="generate", **sampling_events)
     train_files.upload(lambda: "uploads", None, data, api_visibility="private")
     train_button.click(

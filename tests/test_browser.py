@@ -319,3 +319,19 @@ def test_training_leaves_the_header_usable_with_one_timer(browser, size):
     expect(page.locator("#train-status")).to_contain_text("Stopped after")
     expect(page.locator("#model-info")).to_contain_text("trained in this session")
     page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compare_says_how_its_two_models_differ_and_asks_for_an_image_once(browser, size):
+    page = open_page(browser, size)
+    page.get_by_role("tab", name="Compare", exact=True).click()
+    note = page.locator("#compare-note")  # the test server's two models: 28x28 binary and 8x8 RGB 8-bit
+    expect(note).to_contain_text("28x28 gray, binary values")
+    expect(note).to_contain_text("8x8 RGB, 8-bit values")
+    expect(note).to_contain_text("not comparable")
+    expect(note).to_contain_text("28 and 8 rows")
+    expect(page.locator("#compare-keep-rows input[type=range]")).to_have_attribute("max", "28")  # not 64
+    page.click("#compare-button")
+    expect(page.get_by_text("upload an image first, or pick an example").first).to_be_visible()
+    assert page.get_by_text("Error", exact=True).count() == 0  # no red badge on each output
+    page.close()
