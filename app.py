@@ -110,6 +110,23 @@ def _blank_canvas(width, height):
     return {"background": Image.new("RGBA", _canvas_size(width, height), "white"), "layers": [], "composite": None}
 
 
+def _checked_link(name, revision):
+    """A `?model=` link's name and revision, or a message: the closest checkpoint folder for a misspelt one,
+    and a revision, which only a Hub repo has, refused for a folder of this server rather than ignored."""
+    import difflib
+
+    name, revision, folders = str(name).strip(), str(revision or "").strip(), local_checkpoints()
+    if name in folders and revision:
+        raise pixelrnn.PixelRNNError(f"{name} is a checkpoint folder of this server, which has no revisions: "
+                                     f"open ?model={name} without &revision=")  # fmt: skip
+    if "/" not in name and name not in folders and name not in hub_presets():
+        close = difflib.get_close_matches(name, folders + hub_presets(), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise pixelrnn.PixelRNNError(f"there is no checkpoint {name} here and it is not a Hub model id (owner/name): {hint}"
+                                     f"the checkpoints here are {', '.join(folders) or 'none'}")  # fmt: skip
+    return name, revision
+
+
 @friendly_errors
 def page_load(model_key, session_models, request: gr.Request):
     """A new page: the model of a `?model=owner/name&revision=` link, else the session's, else the default."""
@@ -118,7 +135,7 @@ def page_load(model_key, session_models, request: gr.Request):
     notice = ""
     if link.get("model"):
         try:
-            linked = key_for_link(link["model"], link.get("revision", ""))
+            linked = key_for_link(*_checked_link(link["model"], link.get("revision", "")))
             MODELS.get(linked)
             model_key = linked
             if linked not in {key for _, key in choices}:

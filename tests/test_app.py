@@ -468,3 +468,21 @@ def test_training_says_at_once_what_it_does_and_which_checkpoint_is_in_use(app, 
     assert first_status.startswith("Reading the data")  # before the data is read: the page is not left waiting
     assert {series for *_, series in first_curve["data"]} == {"train", "valid"}  # the plot's colours are fixed at once
     assert status.startswith("Done: 12 steps in") and "checkpoint kept" in status
+
+
+class _Link:
+    """A page request opened with these query parameters (what page_load reads)."""
+
+    def __init__(self, **query):
+        self.query_params = query
+
+
+@pytest.mark.parametrize("query, said", [
+    (dict(model="binarized-mnst"), "did you mean binarized-mnist?"),
+    (dict(model="binarized-mnist", revision="v2"), "has no revisions"),
+])  # fmt: skip
+def test_a_link_that_cannot_be_followed_says_what_to_open_instead(app, query, said):
+    _, _, info, *_ = app[0].page_load("", [], _Link(**query))
+    info = info.replace("\\", "")  # as shown: Markdown's escapes of the plain text removed
+    assert "could not be loaded" in info and said in info
+    assert "binarized-mnist" in info.split("could not be loaded")[0]  # the default model is in use
