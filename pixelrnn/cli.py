@@ -44,6 +44,8 @@ MODEL_HELP = {
     "mixtures": "logistic mixture components per 8-bit value",
     "direct_connections": "the autoregressive row head also sees the earlier values of the row directly",
     "view_shift": "also train on copies shifted by up to this many pixels, the model told which (distribution augmentation); 0: off",
+    "core": "vector: one hidden vector per row; spatial: a state per column, convolutions along the row (Row LSTM; needs --no-batch-norm)",
+    "kernel_size": "core spatial: the width of its convolutions along a row (odd)",
 }
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
 PACKAGE = Path(__file__).resolve().parent
@@ -148,12 +150,9 @@ def _decoded(table) -> dict:
 
 def _built_flag_table() -> dict:
     from .datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
-    from . import distributions
-    from .model import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS
+    from .model import CHOICES, OPTIONS
     from .train import TrainConfig
 
-    CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
-               "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
     model = [[name, p.default, MODEL_HELP[name], tuple(CHOICES[name]) if name in CHOICES else None] for name, p in OPTIONS.items()]
     training = []
     for spec in dataclasses.fields(TrainConfig):

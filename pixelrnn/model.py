@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from . import checkpoint, distributions
+from . import checkpoint, distributions, spatial
 from .card import HUB_METADATA
 from .errors import PixelRNNError
 from .views import view_count
@@ -32,6 +32,7 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per RNN layer and direc
 MODES = ("many-to-many", "many-to-one")
 ROW_HEADS = ("autoregressive", "independent")
 STEPS = ("row", "pixel")
+CORES = ("vector", "spatial")  # one hidden vector per row, or a feature map over its columns (spatial.py)
 MAX_SIDE, MAX_HIDDEN, MAX_LAYERS, MAX_WINDOW, MAX_MIXTURES = 1024, 8192, 16, 4096, 32
 MAX_LAYER_WEIGHTS = 2**27  # one weight matrix above this (512 MiB in float32) is refused
 MAX_PARAMETERS = 2**28  # a model above this (1 GiB in float32) is refused; the shipped ones have < 10 M
@@ -69,6 +70,8 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         mixtures: int = 5,
         direct_connections: bool = True,
         view_shift: int = 0,
+        core: str = "vector",
+        kernel_size: int = 3,
     ):
         arguments = locals()  # first thing: the keywords as given
         config = {name: arguments[name] for name in OPTIONS}
@@ -83,6 +86,10 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         self.tokens_per_row = 1 if step == "row" else width
         self.params_per_value = distributions.params_per_value(values, mixtures)  # K
 
+        if core == "spatial":
+            self.core = spatial.RowStateCore(channels, width, hidden_size, num_layers, kernel_size, cell, dropout)
+            self.head = spatial.CausalRowHead(channels, self.params_per_value, hidden_size, head_size, head_layers, kernel_size, head_dropout)
+            return
         directions = 2 if bidirectional else 1
         self.encoder = _dense(self.token_size, hidden_size, batch_norm)
         self.start = nn.Parameter(torch.randn(hidden_size) * 0.1)
@@ -109,8 +116,13 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         return dict(self._config)
 
     @property
+    def head_parameter(self) -> torch.Tensor:
+        """A parameter whose device and dtype are the model's."""
+        return next(self.head.parameters())
+
+    @property
     def device(self) -> torch.device:
-        return self.start.device
+        return self.head_parameter.device
 
     @classmethod
     def check_config(cls, options: dict, max_parameters: int | None = None) -> dict:
@@ -178,7 +190,7 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         `views` (B,): which shifted view of its image each is (see `views.shifted_views`); None is view 0 for all.
         """
         self.check_batch(x)
-        tokens = self.to_tokens(x.to(self.start.dtype))
+        tokens = self.to_tokens(x.to(self.head_parameter.dtype))
         inputs = distributions.normalize(tokens, self._config["values"])
         return self.head(self.contexts(inputs, views), inputs)
 
@@ -191,6 +203,9 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
     def contexts(self, inputs: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """Normalized tokens (B, T, D) -> the context for each token (B, T, hidden), from earlier tokens only."""
         batch, steps, _ = inputs.shape
+        if self._config["core"] == "spatial":
+            c = self._config
+            return self.core(inputs.reshape(batch, c["height"], c["width"], c["channels"]))
         embedded = self.input_drop(self._encode(inputs))
         sequence = torch.cat([self.start.expand(batch, 1, -1), embedded[:, :-1]], dim=1)  # shift right
         sequence = self._with_view(sequence, views)
@@ -225,6 +240,12 @@ class PixelRNN(nn.Module, PyTorchModelHubMixin, **{**HUB_METADATA, "tags": list(
         `fast` (many-to-many, eval mode): the RNN step's matrix products in bfloat16, the rest in the model's
         precision (see `_fast_rnn_step`); it changes nothing elsewhere.
         """
+        if self._config["core"] == "spatial":
+            row_above = None
+            if previous is not None:
+                c = self._config
+                row_above = distributions.normalize(previous, c["values"]).reshape(-1, c["width"], c["channels"])
+            return self.core.step(row_above, state, batch_size)
         if previous is None:
             step_input = self.start.expand(batch_size, 1, -1)
         else:
@@ -581,10 +602,10 @@ DEFAULTS = {name: p.default for name, p in OPTIONS.items()}
 RANGES = {
     "height": (1, MAX_SIDE), "width": (1, MAX_SIDE), "hidden_size": (1, MAX_HIDDEN), "num_layers": (1, MAX_LAYERS),
     "window": (1, MAX_WINDOW), "head_size": (1, MAX_HIDDEN), "head_layers": (1, MAX_HEAD_LAYERS),
-    "mixtures": (1, MAX_MIXTURES), "view_shift": (0, MAX_VIEW_SHIFT),
+    "mixtures": (1, MAX_MIXTURES), "view_shift": (0, MAX_VIEW_SHIFT), "kernel_size": (1, 15),
 }  # fmt: skip
 CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": tuple(CELLS), "mode": MODES,
-           "row_head": ROW_HEADS, "step": STEPS}  # fmt: skip
+           "row_head": ROW_HEADS, "step": STEPS, "core": CORES}  # fmt: skip
 
 
 def validate_config(config: dict, max_parameters: int | None = None) -> None:
@@ -622,6 +643,8 @@ def validate_config(config: dict, max_parameters: int | None = None) -> None:
             "bidirectional=True needs mode='many-to-one': in many-to-many the backward direction would read "
             "rows below the one being predicted, so the model would not be causal"
         )
+    if config["core"] == "spatial":
+        problems += _spatial_problems(config)
     if not problems:
         token_size = config["width"] * config["channels"] if config["step"] == "row" else config["channels"]
         outputs = token_size * distributions.params_per_value(config["values"], config["mixtures"])
@@ -642,9 +665,21 @@ def validate_config(config: dict, max_parameters: int | None = None) -> None:
         raise PixelRNNError("invalid PixelRNN configuration: " + "; ".join(problems))
 
 
+def _spatial_problems(config: dict) -> list:
+    """What core='spatial' does not combine with: it is many-to-many, one row per step, its own row head."""
+    wanted = {"mode": "many-to-many", "step": "row", "row_head": "autoregressive", "bidirectional": False,
+              "batch_norm": False, "view_shift": 0, "input_dropout": 0.0, "recurrent_dropout": 0.0}  # fmt: skip
+    problems = [f"core='spatial' needs {name}={value!r}, got {_shown(config[name])}" for name, value in wanted.items() if config[name] != value]
+    if config["kernel_size"] % 2 == 0:
+        problems.append(f"kernel_size must be odd (a column and as many on each side), got {config['kernel_size']}")
+    return problems
+
+
 def parameter_count(config: dict) -> int:
     """How many parameters PixelRNN(**config) has, from a valid config alone: nothing is built or allocated."""
     c = {**DEFAULTS, **config}
+    if c["core"] == "spatial":
+        return spatial.parameter_count(c, distributions.params_per_value(c["values"], c["mixtures"]))
     hidden, directions = c["hidden_size"], 2 if c["bidirectional"] else 1
     token_size = c["width"] * c["channels"] if c["step"] == "row" else c["channels"]  # D
     outputs = token_size * distributions.params_per_value(c["values"], c["mixtures"])  # D * K

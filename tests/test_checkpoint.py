@@ -9,7 +9,8 @@ import pixelrnn
 from conftest import error_of, random_images, settle_batch_norm, tiny
 
 
-@pytest.mark.parametrize("config", [dict(), dict(values="8bit", channels=3, cell="lstm", mode="many-to-one", bidirectional=True)])
+@pytest.mark.parametrize("config", [dict(), dict(values="8bit", channels=3, cell="lstm", mode="many-to-one", bidirectional=True),
+                                    dict(values="8bit", channels=3, core="spatial", batch_norm=False, num_layers=2)])  # fmt: skip
 def test_save_and_load_round_trip_is_bit_exact(tmp_path, config):
     model = settle_batch_norm(tiny(**config))
     model.save_pretrained(tmp_path / "ckpt")

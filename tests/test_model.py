@@ -24,6 +24,11 @@ GRID += [  # the MADE head without its direct input-to-output connections
 GRID += [  # trained on shifted views: evaluated and sampled as view 0
     dict(g, view_shift=1) for g in GRID if g["row_head"] == "autoregressive" and g["cell"] == "lstm" and "direct_connections" not in g
 ]
+SPATIAL = [  # the spatial row state (spatial.py): its own option grid
+    dict(core="spatial", batch_norm=False, cell=cell, values=values, channels=3 if values == "8bit" else 1, kernel_size=k)
+    for cell, values, k in itertools.product(("rnn", "gru", "lstm"), ("binary", "8bit"), (1, 3))
+]
+GRID += SPATIAL
 
 
 def _id(config):
@@ -76,6 +81,7 @@ def test_independent_head_ignores_its_own_row():
 
 
 STEPPED = [g for g in GRID if g["batch_norm"] and (g["cell"] == "gru" or (g["cell"] == "lstm" and g["mode"] == "many-to-many"))]
+STEPPED += SPATIAL
 
 
 @pytest.mark.parametrize("config", STEPPED, ids=_id)  # the LSTM steps through its own cell (model._lstm_step)
@@ -94,10 +100,13 @@ def test_carried_state_steps_match_the_parallel_pass(config):
             previous = tokens[:, t]
 
 
-@pytest.mark.parametrize("head", ["autoregressive", "independent"])
-@pytest.mark.parametrize("step", ["row", "pixel"])
-def test_log_prob_is_a_normalized_distribution_over_all_images(head, step):
-    model = settle_batch_norm(tiny(height=2, width=2, row_head=head, step=step))
+NORMALIZED = [dict(row_head=head, step=step) for head in ("autoregressive", "independent") for step in ("row", "pixel")]
+NORMALIZED += [dict(core="spatial", batch_norm=False, cell=cell) for cell in ("gru", "lstm")]
+
+
+@pytest.mark.parametrize("config", NORMALIZED, ids=_id)
+def test_log_prob_is_a_normalized_distribution_over_all_images(config):
+    model = settle_batch_norm(tiny(height=2, width=2, **config))
     every_image = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).reshape(16, 1, 2, 2)
     with torch.no_grad():
         total = model.log_prob(every_image).sum(dim=(1, 2, 3)).exp().sum()
@@ -115,9 +124,10 @@ def test_8bit_levels_sum_to_one_and_match_log_prob():
     assert torch.allclose(raw, torch.ones(50), atol=1e-2)  # the mixture itself is (nearly) normalized
 
 
-@pytest.mark.parametrize("head", ["autoregressive", "independent"])
-def test_generate_samples_the_models_distribution(head):
-    model = settle_batch_norm(tiny(height=2, width=2, row_head=head))
+@pytest.mark.parametrize("config", [dict(row_head="autoregressive"), dict(row_head="independent"),
+                                    dict(core="spatial", batch_norm=False, cell="lstm")], ids=_id)  # fmt: skip
+def test_generate_samples_the_models_distribution(config):
+    model = settle_batch_norm(tiny(height=2, width=2, **config))
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(3)  # a sharper, clearly non-uniform distribution
@@ -177,6 +187,11 @@ def test_config_is_complete_and_json_ready():
         (dict(dropout=1.0), "dropout must be a number in [0, 1)"),
         (dict(batch_norm="yes"), "batch_norm must be true or false"),
         (dict(bidirectional=True), "would not be causal"),
+        (dict(core="spatial"), "core='spatial' needs batch_norm=False, got True"),
+        (dict(core="spatial", batch_norm=False, mode="many-to-one"), "core='spatial' needs mode='many-to-many'"),
+        (dict(core="spatial", batch_norm=False, step="pixel"), "core='spatial' needs step='row'"),
+        (dict(core="spatial", batch_norm=False, kernel_size=4), "kernel_size must be odd"),
+        (dict(core="cnn"), "core must be one of 'vector', 'spatial'"),
         (dict(width=1024, channels=3, values="8bit", head_size=8192), "weight matrix"),
         (dict(height=10**5000), "height must be between 1 and 1024, got a whole number of 5001 digits"),
         (dict(dropout=[[[[[[[[[0.5]]]]]]]]]), "dropout must be a number in [0, 1), got [[[[[[[...]]]]]]]"),
@@ -226,6 +241,12 @@ PARAMETER_GRID = [
         ("rnn", "gru", "lstm"), (1, 3), (("many-to-many", False), ("many-to-one", True)), (False, True),
         ("autoregressive", "independent"), ("row", "pixel"), (("binary", 1), ("8bit", 3)), (1, 3), (True, False),
     )
+]  # fmt: skip
+PARAMETER_GRID += [
+    dict(core="spatial", batch_norm=False, cell=cell, num_layers=layers, values=values, channels=channels, head_layers=head_layers,
+         kernel_size=k, mixtures=3)
+    for cell, layers, (values, channels), head_layers, k in itertools.product(
+        ("rnn", "gru", "lstm"), (1, 2), (("binary", 1), ("8bit", 3)), (1, 5), (1, 3, 5))
 ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ CONFIGS = [
     dict(step="pixel"),
     dict(mode="many-to-one", bidirectional=True, cell="lstm", window=2),
     dict(values="8bit", channels=3, row_head="independent"),
+    dict(values="8bit", channels=3, core="spatial", batch_norm=False, cell="lstm"),
 ]
 
 
@@ -140,13 +141,15 @@ HEADS = [
     dict(width=6, head_layers=2),
     dict(width=6, head_size=3),  # fewer hidden units than degrees: some degrees have none
     dict(width=1),
+    dict(core="spatial", batch_norm=False, values="8bit", channels=3, width=5, mixtures=3, head_layers=2),
+    dict(core="spatial", batch_norm=False, width=6, cell="gru", kernel_size=5),
 ]
 
 
 def _draw_with_oracle(model, temperature, greedy, seed=0):
     """One token from `sample_token`, and what teacher forcing says it should have been drawn from."""
-    context = torch.randn(5, model.config["hidden_size"])
     with torch.inference_mode():
+        context = torch.randn_like(model.context_step(None, None, batch_size=5)[0])  # (5, hidden) or (5, W, hidden)
         token, params = model.sample_token(context, temperature, greedy, torch.Generator().manual_seed(seed))
         teacher = model.token_params(context, token)  # the parallel pass, given the values drawn
     values = model.config["values"]
