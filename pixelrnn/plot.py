@@ -7,7 +7,7 @@ COLORS = {"train": (31, 119, 180), "valid": (255, 127, 14)}
 def loss_curve(metrics: list, path) -> None:
     """metrics: records from metrics.jsonl -> a PNG with training (per logged step) and validation NLL."""
     train = [(m["step"], m["train_nll"]) for m in metrics if m.get("kind") == "step"]
-    valid = [(m["step"], m["valid_nll"]) for m in metrics if m.get("kind") == "epoch"]
+    valid = [(m["step"], m["valid_nll"]) for m in metrics if m.get("kind") in ("epoch", "eval")]
     if not train:
         train = [(m["step"], m["train_nll"]) for m in metrics if m.get("kind") == "epoch"]
     line_chart({"train": train, "valid": valid}, "NLL (nats per image) by step").save(path)

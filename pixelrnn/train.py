@@ -65,6 +65,7 @@ class TrainConfig:
     seed: int = _setting(0, f"seeds the weights, the data order and the augmentation (0 to {MAX_SEED})")
     save_every: int = _setting(200, "steps between saves of last/ (it is also saved at every epoch end and on stop)")
     log_every: int = _setting(50, "steps between training-loss lines in metrics.jsonl")
+    eval_every: int = _setting(0, "steps between validation scores inside an epoch, each keeping the best checkpoint (0: at epoch ends only)")
     eval_batch_size: int = _setting(500, "images per batch when scoring the validation and test splits")
     max_valid: int = _setting(0, "score on the first N validation images (0: all of them)")
     copies: int = _setting(512, "training views made from image files and folders")
@@ -96,7 +97,7 @@ class TrainConfig:
                 where = f"above {low}" if above else f"at least {low}" if high == math.inf else f"between {low} and {high}"
                 problems.append(f"{name} must be {where}, got {value}")
 
-        for name in ("epochs", "max_steps", "warmup_steps", "max_valid", "threads"):
+        for name in ("epochs", "max_steps", "warmup_steps", "max_valid", "threads", "eval_every"):
             whole(name, 0)
         for name in ("batch_size", "save_every", "log_every", "eval_batch_size", "copies"):
             whole(name, 1)
@@ -284,8 +285,11 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
                     _writing(out, _append_metrics, out, {"kind": "step", "step": state.step, "epoch": state.epoch_number, "train_nll": reported, "lr": lr})
                 if rank == 0 and state.step % config.save_every == 0:
                     _writing(out, _save_last, this, state)
+                valid = None
+                if rank == 0 and config.eval_every and state.step % config.eval_every == 0 and index + 1 < steps_per_epoch:
+                    valid = _writing(out, _mid_epoch_score, this, state, valid_images)
                 yield Progress(step=state.step, total_steps=total_steps, epoch=state.epoch_number, loss=reported, lr=lr,
-                               best_valid_nll=state.best_valid_nll)  # fmt: skip
+                               valid=valid, best_valid_nll=state.best_valid_nll)  # fmt: skip
                 if stop.requested(world) or state.step >= total_steps:
                     break
             state.train_seconds += time.perf_counter() - epoch_start
@@ -313,12 +317,10 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
         if stop.was_requested:
             return
         if state.best_metrics is None:  # stopped by max_steps before any evaluation
-            valid = evaluate(this.scored, valid_images, config.eval_batch_size, progress=show_scoring)
-            state.best_valid_nll = valid["nll_nats"]
-            _writing(out, _save_best, this, state, valid)
-            _writing(out, _save_last, this, state)
+            valid = _writing(out, _mid_epoch_score, this, state, valid_images)
             yield Progress(step=state.step, total_steps=total_steps, epoch=state.epoch_number, loss=reported, lr=lr,
                            valid=valid, best_valid_nll=state.best_valid_nll)  # fmt: skip
+        _writing(out, loss_curve, _read_metrics(out), out / "loss.png")  # also for a run that ended inside its first epoch
         if config.test and splits.test is not None:
             _writing(out, _report_test, this, state, splits)
     if world > 1:
@@ -337,6 +339,18 @@ def _end_of_epoch(this: _Run, state: RunState, valid_images, epoch_losses, secon
         "valid_bits_per_dim": valid["bits_per_dim"], "seconds": seconds, "images_per_second": images / seconds,
     })  # fmt: skip
     loss_curve(_read_metrics(this.out), this.out / "loss.png")
+    _save_last(this, state)
+    return valid
+
+
+def _mid_epoch_score(this: _Run, state: RunState, valid_images) -> dict:
+    """Score the model at `eval_every` steps inside an epoch; keep it if it is the best so far; log and save last/."""
+    valid = evaluate(this.scored, valid_images, this.config.eval_batch_size, progress=this.show_scoring)
+    if valid["nll_nats"] < state.best_valid_nll:
+        state.best_valid_nll = valid["nll_nats"]
+        _save_best(this, state, valid)
+    _append_metrics(this.out, {"kind": "eval", "step": state.step, "epoch": state.epoch_number,
+                               "valid_nll": valid["nll_nats"], "valid_bits_per_dim": valid["bits_per_dim"]})  # fmt: skip
     _save_last(this, state)
     return valid
 

@@ -335,7 +335,6 @@ def test_a_typo_names_the_closest_flag_and_the_subcommand_s_help(capsys, checkpo
 
 # -- train: loss.png when --max-steps ends the first epoch (item 4) -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason="needs pixelrnn/train.py's run() to draw loss.png at its end (the lead's file; see issue 24 item 4)")
 def test_a_run_stopped_by_max_steps_in_its_first_epoch_has_a_loss_plot(capsys, tmp_path):
     code, _, err = _cli(capsys, "train", "--data", "digits", "--out", tmp_path, *CLI_TINY, "--epochs", 0, "--max-steps", 3,
                         "--warmup-steps", 1, "--log-every", 1)  # fmt: skip

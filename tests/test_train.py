@@ -579,6 +579,19 @@ def test_cifar10_source_reads_the_original_pixels_with_the_usual_validation_spli
 
 # -- the weight average (--ema) ---------------------------------------------------------------------
 
+def test_eval_every_scores_inside_an_epoch_and_keeps_the_best(tmp_path):
+    progress = _train(tmp_path, epochs=1, eval_every=20)  # 46 steps in the epoch
+    scored = [(p.step, p.valid["nll_nats"]) for p in progress if p.valid]
+    assert [step for step, _ in scored] == [20, 40, 46]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["step"]) for r in records if "valid_nll" in r] == [("eval", 20), ("eval", 40), ("epoch", 46)]
+    best = min(scored, key=lambda s: s[1])
+    card = json.loads((tmp_path / "last" / "state.json").read_text())["best_metrics"]
+    assert card["step"] == best[0] and card["valid_nll_nats"] == round(best[1], 3)
+    kept = evaluate(pixelrnn.PixelRNN.from_pretrained(tmp_path), load_splits("digits", pixelrnn.PixelRNN(**TINY).config).valid)
+    assert kept["nll_nats"] == pytest.approx(best[1], rel=1e-5)  # the kept checkpoint is the one that scored best
+
+
 def test_a_weight_average_follows_the_weights_with_its_decay():
     from pixelrnn.averaging import WeightAverage
 
