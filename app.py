@@ -406,7 +406,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
             hub_revision = gr.Textbox(label="revision", placeholder="main", scale=1)
             hub_button = gr.Button("Load from the Hub", scale=1, elem_id="hub-button")
 
-    with gr.Tabs():
+    with gr.Tabs(overflow_behavior="wrap"):
         with gr.Tab("Reconstruct", id="reconstruct"):
             with gr.Row():
                 with gr.Column(scale=1):
