@@ -358,6 +358,13 @@ CSS = """
 .pixels img, .pixels canvas { image-rendering: pixelated; }
 .pixels img { width: 100%; height: 100%; object-fit: contain; }
 #upload img { width: 100%; height: 100%; object-fit: contain; }
+/* Pictures are shown whole: the label and the buttons sit in a strip above the picture, never on its rows. */
+.pixels .image-container { padding-top: 2.4rem; box-sizing: border-box; }
+.pixels .image-container .image-frame { width: 100%; }
+.pixels .image-container .image-frame img { object-fit: contain; }
+.pixels label[data-testid="block-label"] { max-width: calc(100% - 2 * var(--block-label-margin)); white-space: nowrap; overflow: hidden; }
+/* Transparency is shown on black, as the model reads it (a white digit on a transparent sheet stays visible). */
+.gallery img, .gallery-item img, #upload img, #compare-upload img { background: #000; }
 """
 
 
@@ -500,7 +507,7 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                         bidirectional = gr.Checkbox(False, label="bidirectional", info="many-to-one only")
                     with gr.Row():
                         batch_norm = gr.Checkbox(True, label="batch norm")
-                        row_head = gr.Radio(["autoregressive", "independent"], value="autoregressive", label="row head")
+                        row_head = gr.Radio(["autoregressive", "independent"], value="autoregressive", label="row head", min_width=200)
                         steps = gr.Slider(1, MAX_STEPS, value=200, step=1, label="steps", info=f"{TRAIN_SECONDS} s at most", elem_id="train-steps")
                     with gr.Row():
                         train_button = gr.Button("Train", variant="primary", elem_id="train-button")
