@@ -94,10 +94,10 @@ def generate_images(model, n, seed, reference=False):
     if reference:  # the instance attribute shadows the method for this model only
         model.sample_token = functools.partial(reference_sample_token, model)
     try:
-        *_, last = pixelrnn.generate(model, n=n, seed=seed)
+        final = pixelrnn.last(pixelrnn.generate(model, n=n, seed=seed))
     finally:
         model.__dict__.pop("sample_token", None)
-    return last.image
+    return final.image
 
 
 def row_head_models():
@@ -147,7 +147,7 @@ def carried_state(args):
 @torch.inference_mode()
 def lstm_step(n, repeats):
     """One LSTM step of a row (hidden 512): nn.LSTM's own call against the fused cell `context_step` uses."""
-    from pixelrnn.model import _lstm_step
+    from pixelrnn.rnn_steps import lstm_step as _lstm_step
 
     lstm = torch.nn.LSTM(512, 512, batch_first=True).eval()
     x, state = torch.randn(n, 1, 512), (torch.zeros(1, n, 512), torch.zeros(1, n, 512))
@@ -206,6 +206,31 @@ def fast_nll(model, images, batch_size=1000):
     return total / len(images)
 
 
+def cores(args):
+    """The spatial state (core="spatial") against today's vector shapes: 16 CIFAR-10-sized and 64 MNIST-sized
+    images, untrained weights (the cost does not depend on them) and the shipped files where they exist."""
+    weights = Path(__file__).resolve().parents[1] / "weights"
+    cases = [
+        ("cifar10 shape, vector: GRU 512, MADE 512", dict(height=32, width=32, channels=3, values="8bit", hidden_size=512, head_size=512), 16),
+        ("cifar10 shape, spatial: LSTM 96, row head 96 x 4", dict(height=32, width=32, channels=3, values="8bit", core="spatial",
+         batch_norm=False, cell="lstm", hidden_size=96, head_size=96, head_layers=4, mixtures=10), 16),
+        ("binarized-mnist shape, vector: LSTM 512, MADE 2 x 512", dict(cell="lstm", hidden_size=512, head_size=512, head_layers=2), 64),
+        ("binarized-mnist shape, spatial: LSTM 64, row head 64 x 4", dict(core="spatial", batch_norm=False, cell="lstm", hidden_size=64,
+         head_size=64, head_layers=4), 64),
+    ]  # fmt: skip
+    models = [(name, pixelrnn.PixelRNN(**config).eval(), n) for name, config, n in cases]
+    for folder in ("cifar10", "binarized-mnist"):
+        if (weights / folder / "config.json").exists():
+            model = pixelrnn.PixelRNN.from_pretrained(weights / folder)
+            models.append((f"weights/{folder} (shipped, {model.config['core']})", model, 16 if model.config["channels"] == 3 else 64))
+    print(f"\ncores: generate n images, exact path, best of {args.repeats}, {torch.get_num_threads()} threads")
+    print(f"{'model':<58}{'n':>4}{'params':>11}{'seconds':>9}")
+    for name, model, n in models:
+        generate_images(model, n, 0)
+        seconds = best_time(generate_images, args.repeats, model, n, 0)
+        print(f"{name:<58}{n:>4}{pixelrnn.count_parameters(model):>11,}{seconds:>9.3f}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64, help="images per batch")
@@ -215,11 +240,14 @@ def main():
     parser.add_argument("--only-head", action="store_true", help="skip the carried-state comparison")
     parser.add_argument("--only-fast", action="store_true", help="only the fast=True comparison")
     parser.add_argument("--fidelity", action="store_true", help="also score the test split through the fast step")
+    parser.add_argument("--only-cores", action="store_true", help="only the vector against the spatial core")
     parser.add_argument("--data-dir", default=None, help="folder of the .npz data sets (default: $PIXELRNN_DATA, else ../shared/data)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.only_cores:
+        return cores(args)
     if not args.only_head:
         if not args.only_fast:
             carried_state(args)

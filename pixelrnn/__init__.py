@@ -9,10 +9,10 @@ from .errors import PixelRNNError
 
 _HOMES = {
     "load_image": "data", "to_pil": "data", "PixelRNN": "model", "count_parameters": "model",
-    "Step": "sample", "complete": "sample", "generate": "sample", "reconstruct": "sample",
+    "Step": "sample", "complete": "sample", "generate": "sample", "reconstruct": "sample", "last": "sample",
 }  # fmt: skip
 __all__ = [
-    "PixelRNN", "PixelRNNError", "Step", "complete", "count_parameters", "generate", "load_image",
+    "PixelRNN", "PixelRNNError", "Step", "complete", "count_parameters", "generate", "last", "load_image",
     "reconstruct", "to_pil",
 ]  # fmt: skip
 __version__ = "0.1.0"

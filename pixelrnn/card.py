@@ -9,6 +9,8 @@ import re
 
 import yaml
 
+from .options import describe
+
 SAMPLES_IMAGE = "samples.png"
 TASK = "unconditional-image-generation"
 REPO_URL = "https://github.com/pixelrnn/pixelrnn"
@@ -53,7 +55,7 @@ def model_card(config: dict, parameters: int, metrics: dict | None = None, data:
         yaml.safe_dump(metadata, sort_keys=False).strip(),
         "---",
         "",
-        f"# PixelRNN ({shape}, {config['values']}, {config['cell'].upper()}, {config['mode']}, {config['row_head']} row head)",
+        f"# PixelRNN ({shape}, {config['values']}, {describe(config)})",
         "",
         f"A row-by-row autoregressive image model from [pixelrnn]({REPO_URL}): "
         "an RNN reads the rows above and predicts the next row.",

@@ -20,6 +20,7 @@ import torch
 from . import hub
 from .card import model_card
 from .errors import PixelRNNError
+from .weights import check_weights
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -51,8 +52,11 @@ def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_
     else:
         source = str(source)
         options = dict(token=token, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download)
-        config = cls.check_config(read_config(hub.fetch(source, CONFIG_NAME, revision, **options), cls), max_parameters=max_parameters)
-        weights_path = _fetch_weights(source, revision, options)  # only once the config is known to be good
+        with hub.deadline():  # one deadline for the whole load, not one per request
+            config = cls.check_config(read_config(hub.fetch(source, CONFIG_NAME, revision, **options), cls), max_parameters=max_parameters)
+            limits = {WEIGHTS_NAME: 4 * cls.parameter_count(config) + 2**20}  # float32 and a header: nothing bigger is fetched
+            with hub.size_limits(limits):
+                weights_path = _fetch_weights(source, revision, options)  # only once the config is known to be good
     header = _header_shapes(weights_path)
     if cls.parameter_count(config) > META_CHECK_ABOVE:
         with torch.device("meta"):  # nothing allocated or initialised
@@ -60,6 +64,7 @@ def load(cls, source, revision=None, *, token=None, cache_dir=None, local_files_
     model = cls(**config)
     check_state(_shapes(model), header, origin=str(source))
     model.load_state_dict(_read_weights(weights_path), strict=True)
+    check_weights(model, origin=str(source))
     return model.to(map_location).eval()
 
 

@@ -1,7 +1,7 @@
 """`python -m pixelrnn train | sample | eval | push`: each subcommand a thin call into the library.
 
-Every flag of `train` comes from one place: the model's options (pixelrnn.model.OPTIONS, its keyword
-arguments) with the help lines of MODEL_HELP and the choices of pixelrnn.model, and the fields of
+Every flag of `train` comes from one place: the model's options (pixelrnn.options.OPTIONS, its keyword
+arguments) with the help lines and choices of pixelrnn.options, and the fields of
 TrainConfig with the help in their metadata.
 
 Nothing heavy is imported before the arguments are parsed: `--help` and a bad flag answer without torch.
@@ -21,32 +21,6 @@ from pathlib import Path
 
 from .errors import PixelRNNError
 
-MODEL_HELP = {
-    "height": "image height in pixels",
-    "width": "image width in pixels",
-    "channels": "1 (gray) or 3 (RGB)",
-    "values": "binary pixels (a Bernoulli per value) or 8-bit levels (a discretized logistic mixture)",
-    "cell": "the recurrent cell",
-    "hidden_size": "units of the RNN (per direction) and of the row encoder and decoder",
-    "num_layers": "stacked RNN layers",
-    "bidirectional": "read each window of rows in both directions (needs --mode many-to-one)",
-    "dropout": "dropout between RNN layers and before the row head, in [0, 1)",
-    "head_dropout": "dropout on the autoregressive row head's hidden units, in [0, 1)",
-    "input_dropout": "dropout on the RNN's input (the encoded rows above), in [0, 1)",
-    "recurrent_dropout": "dropout on the RNN's hidden-to-hidden weights, one mask per batch (weight drop), in [0, 1)",
-    "batch_norm": "batch norm in the row encoder and decoder",
-    "mode": "many-to-many: one RNN pass over all rows, carrying its state; many-to-one: each row from a window of the rows above",
-    "window": "rows above that a many-to-one model reads",
-    "row_head": "autoregressive: the values of a row one after another (MADE, exact likelihood); independent: given the rows above only (the paper)",
-    "step": "what the RNN reads per step: a row, or a pixel",
-    "head_size": "units of the autoregressive row head's hidden layers",
-    "head_layers": "hidden layers of the autoregressive row head",
-    "mixtures": "logistic mixture components per 8-bit value",
-    "direct_connections": "the autoregressive row head also sees the earlier values of the row directly",
-    "view_shift": "also train on copies shifted by up to this many pixels, the model told which (distribution augmentation); 0: off",
-    "core": "vector: one hidden vector per row; spatial: a state per column, convolutions along the row (Row LSTM; needs --no-batch-norm)",
-    "kernel_size": "core spatial: the width of its convolutions along a row (odd)",
-}
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
 PACKAGE = Path(__file__).resolve().parent
 WEIGHTS = PACKAGE.parent / "weights"  # the shipped checkpoints, named from any folder: `sample binarized-mnist`
@@ -150,10 +124,10 @@ def _decoded(table) -> dict:
 
 def _built_flag_table() -> dict:
     from .datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
-    from .model import CHOICES, OPTIONS
+    from .options import CHOICES, HELP, OPTIONS
     from .train import TrainConfig
 
-    model = [[name, p.default, MODEL_HELP[name], tuple(CHOICES[name]) if name in CHOICES else None] for name, p in OPTIONS.items()]
+    model = [[name, p.default, HELP[name], tuple(CHOICES[name]) if name in CHOICES else None] for name, p in OPTIONS.items()]
     training = []
     for spec in dataclasses.fields(TrainConfig):
         if spec.metadata["flag"]:
@@ -329,7 +303,7 @@ def _write_whole(path: Path, flag: str, write) -> None:
 def _train(args, argv):
     from tqdm import tqdm
 
-    from .model import OPTIONS
+    from .options import OPTIONS
     from .train import TrainConfig, run
 
     model_config = {name: getattr(args, name) for name in OPTIONS}

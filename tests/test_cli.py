@@ -13,7 +13,7 @@ from PIL import Image
 import pixelrnn
 from pixelrnn import cli, distributions
 from pixelrnn.evaluate import evaluate
-from pixelrnn.model import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS
+from pixelrnn.options import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS
 from pixelrnn.train import TrainConfig
 from conftest import free_port, shared_data, tiny
 
@@ -314,7 +314,7 @@ def test_the_flag_table_is_the_code_s_and_a_damaged_cache_is_rebuilt(tmp_path, m
 
 def test_import_pixelrnn_is_cheap_and_its_names_still_work(tmp_path):
     code = ("import sys, pixelrnn; light = 'torch' not in sys.modules; "
-            "print(light, pixelrnn.PixelRNN.__name__, pixelrnn.generate.__name__, pixelrnn.model.MAX_PARAMETERS > 0, "
+            "print(light, pixelrnn.PixelRNN.__name__, pixelrnn.generate.__name__, pixelrnn.options.MAX_PARAMETERS > 0, "
             "sorted(set(pixelrnn.__all__) - set(dir(pixelrnn))))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -7,7 +7,7 @@ import torch
 import pixelrnn
 from conftest import error_of, random_images, settle_batch_norm, tiny
 from pixelrnn import distributions
-from pixelrnn.model import parameter_count, validate_config
+from pixelrnn.options import parameter_count, validate_config
 
 GRID = [
     dict(step=step, cell=cell, mode=mode, bidirectional=bi, batch_norm=bn, row_head=head, values=values,
@@ -277,9 +277,10 @@ def test_a_refused_config_builds_no_module(monkeypatch):
     assert built == []
 
 
-def test_every_option_has_a_rule_and_a_default():
-    from pixelrnn import model
+def test_every_option_has_a_rule_a_default_and_a_help_line():
+    from pixelrnn import options as model
 
+    assert list(model.HELP) == list(model.OPTIONS)
     for name, option in model.OPTIONS.items():
         assert option.default is not inspect.Parameter.empty, name
         assert name in model.RANGES or name in model.CHOICES or option.annotation in (bool, float), name
@@ -334,11 +335,18 @@ def _cycles(graph: dict) -> list:
     return found
 
 
+def test_pixelrnn_takes_its_options_as_keywords_only_and_refuses_unknown_ones():
+    from pixelrnn.options import OPTIONS
+
+    signature = inspect.signature(pixelrnn.PixelRNN.__init__)
+    assert list(signature.parameters)[1:] == list(OPTIONS) and all(p.kind is p.KEYWORD_ONLY for p in list(signature.parameters.values())[1:])
+    assert "unknown option(s) 'hiden_size'" in error_of(lambda: pixelrnn.PixelRNN(hiden_size=8))
+
+
 def test_the_package_imports_one_way():
     graph = _import_graph()
-    assert graph["model"].get("publish") is False  # the mixin's push_to_hub publishes: lazily, inside the method
-    del graph["model"]["publish"]
     assert _cycles(graph) == []
+    assert "model" not in graph["options"] and "model" not in graph["upload"] and "model" not in graph["hub_mixin"]
     assert "model" not in graph["card"] and "model" not in graph["checkpoint"] and "model" not in graph["hub"]
     assert set(graph["hub"]) <= {"errors"}  # transport only
 
@@ -481,3 +489,29 @@ def test_a_model_with_views_is_evaluated_and_sampled_as_view_0_and_tells_views_a
     message = error_of(lambda: plain(x, torch.ones(4, dtype=torch.long)))
     assert "not trained on shifted views" in message
     assert torch.equal(plain(x, torch.zeros(4, dtype=torch.long)), plain(x))
+
+
+def test_sampling_steps_count_each_cores_sequential_work():
+    from pixelrnn.options import sampling_steps
+
+    one = dict(height=28, width=28, channels=1, row_head="independent", num_layers=4)
+    assert sampling_steps(one) == 28 * 4 + 28  # each layer is a step of its own, then one head pass per row
+    assert sampling_steps(dict(one, row_head="autoregressive")) == 28 * 4 + 28 * 28  # one head pass per value
+    assert sampling_steps(dict(one, step="pixel", num_layers=1)) == 28 * 28 + 28 * 28
+    windowed = dict(one, mode="many-to-one", window=3, bidirectional=True, num_layers=2, channels=3, row_head="autoregressive")
+    assert sampling_steps(windowed) == 28 * 3 * 2 * 2 + 28 * 28 * 3
+    # The spatial core, measured on a draw: its recurrent steps, and the passes of its row head's blocks.
+    for channels in (1, 3):
+        model = tiny(core="spatial", batch_norm=False, height=4, width=3, channels=channels, num_layers=2, head_layers=2,
+                     values="binary" if channels == 1 else "8bit", mixtures=2)  # fmt: skip
+        counted = {"rows": 0, "blocks": 0}
+        for layer in model.core.layers:
+            step = layer.step
+            layer.step = lambda *args, step=step: (counted.__setitem__("rows", counted["rows"] + 1), step(*args))[1]
+        for block in model.head.blocks:
+            block.register_forward_hook(lambda *_: counted.__setitem__("blocks", counted["blocks"] + 1))
+        pixelrnn.sample.last(pixelrnn.generate(model, n=2, seed=0))
+        steps = sampling_steps(model.config)
+        assert steps == 4 * 2 + 4 * 3 * channels * 2
+        assert counted["rows"] == 4 * 2 and 0 < counted["blocks"] <= steps - counted["rows"]
+        assert counted["blocks"] == 4 * 3 * 2 or channels > 1  # gray: exactly one run of the blocks per value

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import pixelrnn
-from pixelrnn.model import DEFAULTS
+from pixelrnn.options import DEFAULTS
 from pixelrnn.card import card_fields
 from pixelrnn.datasets import load_splits
 from pixelrnn.evaluate import evaluate
