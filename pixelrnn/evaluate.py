@@ -3,7 +3,7 @@ import torch
 from tqdm import tqdm
 
 from . import distributions
-from .metrics import bits_per_dim
+from .metrics import bits_per_dim, eval_mode
 from .errors import PixelRNNError
 
 ERROR_IMAGES_8BIT = 500  # the most likely of 256 levels costs 256x the memory and time of the NLL
@@ -22,13 +22,11 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, error_images: i
         raise PixelRNNError(f"batch size must be a whole number of at least 1, got {batch_size!r}")
     if not len(images):
         raise PixelRNNError("there are no images to score")
-    was_training = model.training
-    model.eval()
     values = model.config["values"]
     if error_images is None:
         error_images = len(images) if values == "binary" else ERROR_IMAGES_8BIT
     total_nll, wrong, scored = 0.0, 0.0, 0
-    try:
+    with eval_mode(model):
         for start in tqdm(range(0, len(images), batch_size), disable=not progress, unit="batch", desc="scoring", leave=False):
             x = images[start : start + batch_size].to(model.device)
             params = model(x)
@@ -40,8 +38,6 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, error_images: i
                 part = slice(first, min(first + chunk, to_score))
                 wrong += (distributions.mode(params[part], values) != tokens[part]).double().sum().item()
                 scored += part.stop - part.start
-    finally:
-        model.train(was_training)
     dims = images[0].numel()
     nll = total_nll / len(images)
     return {
