@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import PixelRNNError
 
-MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+MAX_SEED = 2**64 - 1  # sample.MAX_SEED, written again: importing sample.py here would import torch before parsing
 PACKAGE = Path(__file__).resolve().parent
 WEIGHTS = PACKAGE.parent / "weights"  # the shipped checkpoints, named from any folder: `sample binarized-mnist`
 FLAG_CACHE_ENV = "PIXELRNN_CACHE"
