@@ -212,22 +212,54 @@ class CausalRowHead(nn.Module):
     def sample(self, context, values, temperature, noise):
         """Draw a row value by value: context (B, W, hidden) -> token (B, W C) and its parameters (B, W C, K).
 
-        `noise` (B, W C, noise_size) as in `MaskedRowHead.sample`; None picks the most likely levels.
+        `noise` (B, W C, noise_size) as in `MaskedRowHead.sample`; None picks the most likely levels. Column by
+        column, each layer is computed at the new column only, from the columns before it kept in `layers`:
+        the same sums as `forward`, a width's worth less work than re-running the row for every column.
         """
         batch, width, _ = context.shape
-        scale = float(distributions.normalize(torch.ones(()), values) + 1)
-        row = context.new_zeros(batch, width, self.channels)  # normalized; columns not drawn yet are never read
-        levels = context.new_zeros(batch, width, self.channels)
-        params = context.new_zeros(batch, width, self.channels, self.params_per_value)
+        channels, size, scale = self.channels, self.pixel_out.shape[1], float(distributions.normalize(torch.ones(()), values) + 1)
+        row = context.new_zeros(batch, width, channels)  # normalized values drawn so far; later columns are never read
+        params = context.new_zeros(batch, width, channels, self.params_per_value)
+        zero = context.new_zeros(batch, size)
+        pending = [self.context_in(context)] + [block.context(context) for block in self.blocks]  # (B, W, head): the row's context terms
+        layers = [context.new_zeros(batch, width, size) for _ in range(len(self.blocks) + 1)]  # each layer's output, column by column
+        steps = self._channel_steps()
         for j in range(width):
-            features = self.features(context, row)[:, j : j + 1]  # (B, 1, head)
-            for c in range(self.channels):
-                p = self.pixel_params(features, row[:, j : j + 1])[:, 0, c]  # (B, K)
-                index = j * self.channels + c
+            first = self.first
+            taps = [row[:, j - first.kernel_size + i] if j - first.kernel_size + i >= 0 else row.new_zeros(batch, channels)
+                    for i in range(first.kernel_size)]  # fmt: skip
+            x = first.linear(torch.cat(taps, dim=1)) + pending[0][:, j]
+            layers[0][:, j] = x
+            for b, block in enumerate(self.blocks):
+                conv, below = block.conv, layers[b]
+                columns = [j - conv.dilation * (conv.kernel_size - 1 - i) for i in range(conv.kernel_size)]
+                taps = [F.relu(below[:, column]) if column >= 0 else zero for column in columns]
+                x = x + block.out(F.relu(conv.linear(torch.cat(taps, dim=1)) + pending[b + 1][:, j]))
+                layers[b + 1][:, j] = x
+            hidden = self.pixel_in(F.relu(x))  # (B, C head)
+            for c, (hidden_weight, out_weight, out_bias, direct_weight) in enumerate(steps):
+                earlier = row[:, j, :c]
+                h = hidden[:, c * size : (c + 1) * size]
+                p = out_bias + torch.mm(F.relu(h if c == 0 else torch.addmm(h, earlier, hidden_weight)), out_weight)
+                if c:
+                    p = torch.addmm(p, earlier, direct_weight)
+                index = j * channels + c
                 level = distributions.mode(p, values) if noise is None else distributions.sample(p, noise[:, index], values, temperature)
-                levels[:, j, c], params[:, j, c] = level, p
+                params[:, j, c] = p
                 row[:, j, c] = level * scale - 1.0
-        return levels.reshape(batch, -1), params.reshape(batch, width * self.channels, -1)
+        levels = ((row + 1.0) / scale).round()
+        return levels.reshape(batch, -1), params.reshape(batch, width * channels, -1)
+
+    def _channel_steps(self) -> list:
+        """Per channel c: the weights from channels < c into its hidden units and parameters, and its output layer."""
+        steps = []
+        for c in range(self.channels):
+            hidden_weight = direct_weight = None
+            if c:
+                hidden_weight = self.channel_in.weight[c * self.pixel_out.shape[1] : (c + 1) * self.pixel_out.shape[1], :c].T
+                direct_weight = self.channel_out.weight[c * self.params_per_value : (c + 1) * self.params_per_value, :c].T
+            steps.append((hidden_weight, self.pixel_out[c], self.pixel_bias[c], direct_weight))
+        return steps
 
 
 def parameter_count(config: dict, params_per_value: int) -> int:
