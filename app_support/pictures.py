@@ -1,20 +1,11 @@
-"""Results as the page shows them: small PNGs (the browser upscales them, pixelated), error maps, curves.
+"""Results as the page shows them: error maps, curves and the drawing canvas (pictures: pixelrnn.to_pil).
 
 Pictures leave the server at one pixel per value (plus the grid's gaps): the page's CSS makes them large and
 crisp, so a streamed row costs a few hundred bytes instead of an upscaled PNG.
 """
-import secrets
-import time
-
 import pandas as pd
 import torch
-
-import pixelrnn
-
-
-def picture(x: torch.Tensor, model):
-    """(C, H, W) or (B, C, H, W) in value space -> a PIL image, one pixel per value."""
-    return pixelrnn.to_pil(x, model)
+from PIL import Image
 
 
 def error_map(original: torch.Tensor, shown: torch.Tensor, rows_done: int, model):
@@ -37,48 +28,18 @@ def error_map(original: torch.Tensor, shown: torch.Tensor, rows_done: int, model
         level = (original - shown).abs().mean(0) / 255 * 3
         rgb = torch.stack([level, level - 1, level - 2]).clamp(0, 1) * 255
     rgb[:, rows_done + 1 :] = 0
-    return pixelrnn.to_pil(rgb.round(), dict(model.config, channels=3, values="8bit"))
+    return Image.fromarray(rgb.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy())
 
 
-class UniqueFrames:
-    """Marks each streamed picture with its own PNG text chunk, so each becomes its own file.
-
-    Gradio names an output file by its content and rewrites that file when the same content comes again
-    (a black row adds nothing to a picture); the rewrite can cut short a download of the same file that
-    is still in flight. Pixels are untouched.
-    """
-
-    def __init__(self):
-        self.prefix, self.count = secrets.token_hex(8), 0
-
-    def __call__(self, image):
-        self.count += 1
-        image = image.copy()
-        image.info["frame"] = f"{self.prefix}-{self.count}"
-        return image
+def canvas_size(width: int, height: int) -> tuple[int, int]:
+    """The drawing canvas for a model's image size: about 320 pixels on its longer side, whole pixels per value."""
+    scale = max(1, 320 // max(width, height))
+    return (width * scale, height * scale)
 
 
-def paced(steps, per_second: float, max_seconds: float):
-    """The steps worth showing: the first at once, then at most `per_second`, and always the last one.
-
-    A person cannot see 28 rows in 0.1 s; sending each one costs the page a PNG, numbers and a plot.
-    A request that runs past `max_seconds` stops with a message: one visitor cannot hold the app.
-    """
-    pending, shown_at, deadline = None, -float("inf"), time.monotonic() + max_seconds
-    for step in steps:
-        if time.monotonic() > deadline:
-            raise pixelrnn.PixelRNNError(
-                f"stopped after {max_seconds:.0f} s, the limit of one request here: ask for fewer images, "
-                "or run this model with the library on your own machine"
-            )
-        if time.monotonic() - shown_at >= 1 / per_second:
-            pending = None
-            yield step
-            shown_at = time.monotonic()  # counted from when the page has taken the frame: its own time is not drawing time
-        else:
-            pending = step
-    if pending is not None:
-        yield pending
+def blank_canvas(width: int, height: int) -> dict:
+    """White paper to draw on in black (or in colour): gray models read it inverted, as MNIST digits."""
+    return {"background": Image.new("RGBA", canvas_size(width, height), "white"), "layers": [], "composite": None}
 
 
 def row_loss_frame(row_losses: list) -> pd.DataFrame:

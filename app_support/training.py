@@ -17,10 +17,12 @@ import pixelrnn
 from pixelrnn.datasets import load_splits
 from pixelrnn.train import TrainConfig, run
 
-from . import scratch
+from . import limits, scratch
+from .errors import log, scrub
 from .models import CHECKPOINT_FILES
+from .text import plain, url_part
 
-MAX_FILES = 8
+MAX_FILES = limits.MAX_TRAIN_FILES
 # Runs kept at once, and how long after its last use: a client that never closes its page (an API client has no
 # heartbeat to end its session) cannot keep its folder longer, nor fill the disk with them.
 MAX_KEPT_RUNS = int(os.environ.get("PIXELRNN_KEPT_RUNS", 8))
@@ -33,6 +35,7 @@ class TrainingUpdate:
     status: str
     checkpoint: Path | None = None  # set on the last update: the model to use
     run_id: str = ""
+    started: bool = True  # False for the first update, sent while the data is read
 
 
 @dataclass
@@ -43,6 +46,7 @@ class _Run:
     active: bool = True  # the handler still holds its generator (which writes last/ when closed)
     ended: bool = False  # the session is gone: delete the folder as soon as nothing writes to it
     used_at: float = field(default_factory=time.monotonic)
+    previous: "_Run | None" = None  # the session's run before this one, until this one has read its data
 
 
 class TrainingRuns:
@@ -54,17 +58,26 @@ class TrainingRuns:
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
 
-    def train(self, session: str, files, data: str, steps: int, model_config: dict, max_seconds: float):
-        """Read the data, then train in this session's folder; yields TrainingUpdate, the last with the checkpoint."""
+    def train(self, session: str, files, data: str, steps: int, settings: dict, max_seconds: float):
+        """Read the data, then train in this session's folder; yields TrainingUpdate, the last with the checkpoint.
+
+        `settings`: the Train tab's model options (model_config makes them the library's keywords).
+        """
         if data == "uploads" and not files:
             raise pixelrnn.PixelRNNError("upload one or a few images to train on, or choose a bundled data set")
         if data == "uploads" and len(files) > MAX_FILES:
             raise pixelrnn.PixelRNNError(f"upload at most {MAX_FILES} images")
+        model_config = model_settings(settings)
         pixelrnn.PixelRNN.check_config(model_config)  # a bad combination of options fails here, before the data is read
         started = time.monotonic()  # reading the images counts against the run's time too
-        # the data is read before the session's previous run is replaced: a bad upload keeps the model in use
-        splits = load_splits([str(f) for f in files] if data == "uploads" else data, model_config, copies=256)
-        current = self._start(session)
+        current = self._start(session)  # before the first update: a Stop or a closed page reaches this run at once
+        try:
+            yield TrainingUpdate([], "Reading the data and building the model...", started=False)
+            splits = load_splits([str(f) for f in files] if data == "uploads" else data, model_config, copies=256)
+        except BaseException:
+            self._abandon(session, current)  # a bad upload keeps the model in use: the previous run stays
+            raise
+        self._retire_previous(current)
         config = TrainConfig(
             out=str(current.folder), epochs=0, max_steps=steps, batch_size=32, lr=3e-3, warmup_steps=max(1, steps // 10),
             save_every=10**9, log_every=10, eval_batch_size=256, max_valid=256, command="trained in the pixelrnn app",
@@ -113,14 +126,20 @@ class TrainingRuns:
         """Forget a session's run and delete its files (a new run, or the page closed)."""
         with self._lock:
             current = self._runs.pop(session, None)
-            if current is None:
-                return
+        if current is not None:
+            self._end(current)
+
+    def _end(self, current: "_Run") -> None:
+        with self._lock:
             current.ended = True
             current.stop.set()
             deletable = not current.active  # else the handler deletes it once its generator has closed
+            previous, current.previous = current.previous, None
         self.on_forget(current.run_id)
         if deletable:
             shutil.rmtree(current.folder, ignore_errors=True)
+        if previous is not None:  # the page closed while the new run read its data
+            self._end(previous)
 
     def download(self, session: str) -> Path:
         """The session's checkpoint as a zip, in its own run folder: it goes with the session."""
@@ -142,13 +161,31 @@ class TrainingRuns:
             self.end(session)
 
     def _start(self, session: str) -> _Run:
-        self.end(session)
+        """A new run for the session, in place at once; its previous run is ended when the new one has its data."""
         self.sweep()
         run_id = secrets.token_hex(8)
         current = _Run(run_id, self.root / run_id)
         with self._lock:
+            current.previous = self._runs.get(session)
             self._runs[session] = current
         return current
+
+    def _retire_previous(self, current: _Run) -> None:
+        with self._lock:
+            previous, current.previous = current.previous, None
+        if previous is not None:
+            self._end(previous)
+
+    def _abandon(self, session: str, current: _Run) -> None:
+        """A run that never started (its data could not be read): the session's previous run is its run again."""
+        with self._lock:
+            if self._runs.get(session) is current:
+                if current.previous is not None:
+                    self._runs[session] = current.previous
+                else:
+                    del self._runs[session]
+            current.previous, current.active = None, False
+        shutil.rmtree(current.folder, ignore_errors=True)
 
     def _release(self, current: _Run) -> None:
         with self._lock:
@@ -156,6 +193,28 @@ class TrainingRuns:
             deletable = current.ended
         if deletable:
             shutil.rmtree(current.folder, ignore_errors=True)
+
+
+def model_settings(settings: dict) -> dict:
+    """The Train tab's model options as the library's keywords: a square image, the row head as wide as the RNN."""
+    config = {name: int(value) if name in ("height", "hidden_size", "num_layers", "window") else value for name, value in settings.items()}
+    return dict(config, width=config["height"], head_size=config["hidden_size"])
+
+
+def push(folder: Path, repo_id, private: bool, token) -> str:
+    """Push a trained checkpoint with the visitor's token, used for this push only; the page's line about it."""
+    from pixelrnn import publish
+
+    repo_id = (repo_id or "").strip() if isinstance(repo_id, str) else ""
+    limits.check_repo_id(repo_id, loading=False)
+    token = limits.check_token(token)
+    try:
+        publish.push(folder, repo_id, private=bool(private), token=token)
+    except Exception as error:  # noqa: BLE001 - the message, never the token, goes to the page and the log
+        message = scrub(str(error), token)
+        log.warning("push to %s failed: %s: %s", repo_id, type(error).__name__, message)
+        raise pixelrnn.PixelRNNError(f"Pushing to the Hub failed: {message}") from None
+    return f"Pushed to [{plain(repo_id)}](https://huggingface.co/{url_part(repo_id, '/')})."
 
 
 def status(progress, elapsed: float, max_seconds: float, finished: bool = False) -> str:

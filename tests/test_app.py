@@ -363,15 +363,15 @@ def test_compare_restores_one_image_with_two_models(app, client):
 
 # -- a public Space: limits ---------------------------------------------------------------------------------
 def test_a_request_past_its_time_limit_stops_with_a_message(app, client, monkeypatch):
-    monkeypatch.setattr(app[0], "REQUEST_SECONDS", 0.0)
+    monkeypatch.setattr(app[0].limits, "REQUEST_SECONDS", 0.0)
     with pytest.raises(AppError, match="limit of one request"):
         client.predict(4, 1.0, 0, False, api_name="/generate")
 
 
 def test_a_model_too_slow_for_the_app_is_refused_when_chosen(app, client, monkeypatch):
-    import app_support.models
+    import app_support.limits
 
-    monkeypatch.setattr(app_support.models, "MAX_STEPS_PER_IMAGE", 100)  # the 8x8 RGB model needs 8 + 192
+    monkeypatch.setattr(app_support.limits, "MAX_STEPS_PER_IMAGE", 100)  # the 8x8 RGB model needs 8 + 192
     app[0].MODELS._loaded.clear()
     with pytest.raises(AppError, match="sequential steps to draw one image"):
         client.predict("local:rgb-8bit", api_name="/choose_model")
@@ -486,3 +486,12 @@ def test_a_link_that_cannot_be_followed_says_what_to_open_instead(app, query, sa
     info = info.replace("\\", "")  # as shown: Markdown's escapes of the plain text removed
     assert "could not be loaded" in info and said in info
     assert "binarized-mnist" in info.split("could not be loaded")[0]  # the default model is in use
+
+
+def test_a_training_run_whose_data_cannot_be_read_keeps_the_model_trained_before(app, client, tmp_path):
+    client.predict(**train_args(steps=3), api_name="/train")
+    before = app[0].RUNS.checkpoint(client.session_hash)
+    (tmp_path / "notes.png").write_bytes(b"these are notes, not pixels")
+    with pytest.raises(AppError, match="not an image that can be read"):
+        client.predict(**train_args([tmp_path / "notes.png"], "uploads", steps=3), api_name="/train")
+    assert app[0].RUNS.checkpoint(client.session_hash) == before and (before / "model.safetensors").is_file()

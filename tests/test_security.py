@@ -17,11 +17,12 @@ from hostile import EVIL, HostileHub, checkpoint_files, serve_app, stop
 from test_hub import run_child
 
 import pixelrnn
-from app_support import fairness, models, scratch, uploads
+from app_support import fairness, labels, limits, models, scratch, uploads
 from app_support.hubcache import HubCache
 from app_support.text import plain, plain_html
 from app_support.training import TrainingRuns, _Run
 from pixelrnn.card import card_fields
+from pixelrnn.options import sampling_steps
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
@@ -55,7 +56,7 @@ def test_plain_text_escapes_every_markup_character():
 def test_the_model_line_shows_a_hostile_revision_as_text_and_encodes_its_links():
     model = tiny()
     revision = f"v1)<img/src={EVIL}/r.png>"
-    line = models.describe(model, f"hub:alice/model@{revision}", {"test_nll_nats": 80.5})
+    line = labels.describe(model, f"hub:alice/model@{revision}", {"test_nll_nats": 80.5})
     assert "<img" not in line and "&lt;img" in line
     assert "/tree/v1%29%3Cimg%2Fsrc%3Dhttps%3A%2F%2Fevil.example%2Fr.png%3E)" in line  # the card link, whole
 
@@ -95,7 +96,7 @@ def _counting_steps(alive_counts, rows=30):
 
 
 def test_the_model_lines_samples_and_publish_keep_one_step_at_a_time(monkeypatch, tmp_path):
-    import pixelrnn.publish
+    import pixelrnn.upload
 
     model = tiny()
     for name in ("many",):
@@ -106,8 +107,8 @@ def test_the_model_lines_samples_and_publish_keep_one_step_at_a_time(monkeypatch
     models.Models("cpu").samples("local:many")
     assert max(counts) <= 2, counts  # `*_, last = ...` kept all 30
     counts.clear()
-    monkeypatch.setattr(pixelrnn.publish, "generate", lambda *a, **k: _counting_steps(counts))
-    pixelrnn.publish._samples_png(model)
+    monkeypatch.setattr(pixelrnn.upload, "generate", lambda *a, **k: _counting_steps(counts))
+    pixelrnn.upload._samples_png(model)
     assert max(counts) <= 2, counts
     counts.clear()
     assert pixelrnn.sample.last(_counting_steps(counts)).row == 29 and max(counts) <= 2
@@ -115,10 +116,10 @@ def test_the_model_lines_samples_and_publish_keep_one_step_at_a_time(monkeypatch
 
 def test_a_model_with_large_images_or_many_layers_is_refused():
     big = pixelrnn.PixelRNN.check_config(dict(height=1024, width=1024, channels=3, row_head="independent", hidden_size=8, head_size=8))
-    error = _error(lambda: models.check_affordable(types.SimpleNamespace(config=big)))
-    assert "3,145,728 values" in error and f"{models.MAX_IMAGE_VALUES:,}" in error
+    error = _error(lambda: limits.check_affordable(types.SimpleNamespace(config=big)))
+    assert "3,145,728 values" in error and f"{limits.MAX_IMAGE_VALUES:,}" in error
     one = pixelrnn.PixelRNN.check_config(dict(height=28, width=28, row_head="independent"))
-    assert models.sequential_steps(dict(one, num_layers=4)) == 28 * 4 + 28  # each layer is a step of its own
+    assert sampling_steps(dict(one, num_layers=4)) == 28 * 4 + 28  # each layer is a step of its own
 
 
 def _error(call):
@@ -178,10 +179,10 @@ def test_the_apps_hub_cache_keeps_to_its_bound(tmp_path):
 def test_every_piece_of_model_work_shares_the_sampling_slots_and_its_time_limit(monkeypatch):
     app = served()[0]
     groups = {fn.name: fn.concurrency_id for fn in app.demo.fns.values()}
-    for name in ("page_load", "preview", "choose_model", "load_from_hub", "generate", "reconstruct", "push_to_hub"):
+    for name in ("page_load", "preview", "choose_model", "load_from_hub", "generate", "restore_or_complete", "push_to_hub"):
         assert groups[name] == "sampling", name
     client = Client(served()[1], verbose=False)
-    monkeypatch.setattr(app, "REQUEST_SECONDS", 0.0)
+    monkeypatch.setattr(app.limits, "REQUEST_SECONDS", 0.0)
     app.MODELS._samples.clear()
     with pytest.raises(AppError, match="stopped after 0 s"):
         client.predict("local:rgb-8bit", api_name="/choose_model")  # the 8x8 model ships no samples.png: drawn here
