@@ -500,18 +500,17 @@ def test_sampling_steps_count_each_cores_sequential_work():
     assert sampling_steps(dict(one, step="pixel", num_layers=1)) == 28 * 28 + 28 * 28
     windowed = dict(one, mode="many-to-one", window=3, bidirectional=True, num_layers=2, channels=3, row_head="autoregressive")
     assert sampling_steps(windowed) == 28 * 3 * 2 * 2 + 28 * 28 * 3
-    # The spatial core, measured on a draw: its recurrent steps, and the passes of its row head's blocks.
+    # The spatial core, measured on a draw: its recurrent steps, and the rows its head draws value by value.
     for channels in (1, 3):
         model = tiny(core="spatial", batch_norm=False, height=4, width=3, channels=channels, num_layers=2, head_layers=2,
                      values="binary" if channels == 1 else "8bit", mixtures=2)  # fmt: skip
-        counted = {"rows": 0, "blocks": 0}
+        counted = {"rows": 0, "head rows": 0}
         for layer in model.core.layers:
             step = layer.step
             layer.step = lambda *args, step=step: (counted.__setitem__("rows", counted["rows"] + 1), step(*args))[1]
-        for block in model.head.blocks:
-            block.register_forward_hook(lambda *_: counted.__setitem__("blocks", counted["blocks"] + 1))
+        sample = model.head.sample
+        model.head.sample = lambda *args: (counted.__setitem__("head rows", counted["head rows"] + 1), sample(*args))[1]
         pixelrnn.sample.last(pixelrnn.generate(model, n=2, seed=0))
         steps = sampling_steps(model.config)
-        assert steps == 4 * 2 + 4 * 3 * channels * 2
-        assert counted["rows"] == 4 * 2 and counted["blocks"] == 4 * 3 * 2  # the blocks run once per column
-        assert steps >= counted["rows"] + counted["blocks"]  # exact for gray; RGB counts a run per channel
+        assert counted["rows"] == 4 * 2 and counted["head rows"] == 4  # one recurrent step per row and layer
+        assert steps == counted["rows"] + counted["head rows"] * 3 * channels * 2  # each value drawn: head_layers blocks
