@@ -11,6 +11,9 @@ the Row LSTM's widening cone). (2) Inside a row, values are predicted left to ri
 convolutions over the row's own values, conditioned on each column's state, and within a pixel R, then G,
 then B by a small masked layer: the likelihood is exact.
 """
+import warnings
+from typing import List, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -217,38 +220,20 @@ class CausalRowHead(nn.Module):
         the same sums as `forward`, a width's worth less work than re-running the row for every column.
         """
         batch, width, _ = context.shape
-        channels, size, scale = self.channels, self.pixel_out.shape[1], float(distributions.normalize(torch.ones(()), values) + 1)
-        row = context.new_zeros(batch, width, channels)  # normalized values drawn so far; later columns are never read
-        params = context.new_zeros(batch, width, channels, self.params_per_value)
-        zero = context.new_zeros(batch, size)
+        scale = float(distributions.normalize(torch.ones(()), values) + 1)
         pending = [self.context_in(context)] + [block.context(context) for block in self.blocks]  # (B, W, head): the row's context terms
-        layers = [context.new_zeros(batch, width, size) for _ in range(len(self.blocks) + 1)]  # each layer's output, column by column
-        steps = self._channel_steps()
-        for j in range(width):
-            first = self.first
-            taps = [row[:, j - first.kernel_size + i] if j - first.kernel_size + i >= 0 else row.new_zeros(batch, channels)
-                    for i in range(first.kernel_size)]  # fmt: skip
-            x = first.linear(torch.cat(taps, dim=1)) + pending[0][:, j]
-            layers[0][:, j] = x
-            for b, block in enumerate(self.blocks):
-                conv, below = block.conv, layers[b]
-                columns = [j - conv.dilation * (conv.kernel_size - 1 - i) for i in range(conv.kernel_size)]
-                taps = [F.relu(below[:, column]) if column >= 0 else zero for column in columns]
-                x = x + block.out(F.relu(conv.linear(torch.cat(taps, dim=1)) + pending[b + 1][:, j]))
-                layers[b + 1][:, j] = x
-            hidden = self.pixel_in(F.relu(x))  # (B, C head)
-            for c, (hidden_weight, out_weight, out_bias, direct_weight) in enumerate(steps):
-                earlier = row[:, j, :c]
-                h = hidden[:, c * size : (c + 1) * size]
-                p = out_bias + torch.mm(F.relu(h if c == 0 else torch.addmm(h, earlier, hidden_weight)), out_weight)
-                if c:
-                    p = torch.addmm(p, earlier, direct_weight)
-                index = j * channels + c
-                level = distributions.mode(p, values) if noise is None else distributions.sample(p, noise[:, index], values, temperature)
-                params[:, j, c] = p
-                row[:, j, c] = level * scale - 1.0
+        blocks = [(b.conv.linear.weight.T, b.conv.linear.bias, b.conv.dilation, b.conv.kernel_size, b.out.weight.T, b.out.bias)
+                  for b in self.blocks]  # fmt: skip
+        empty = context.new_zeros(0, 0)
+        steps = [(h if h is not None else empty, o, ob, d if d is not None else empty) for h, o, ob, d in self._channel_steps()]
+        if noise is None:
+            noise = context.new_zeros(batch, 0, 0)
+        row, params = _sample_row_compiled()(
+            pending, self.first.linear.weight.T, self.first.linear.bias, self.first.kernel_size, blocks,
+            self.pixel_in.weight.T, self.pixel_in.bias, steps, noise, values, float(temperature), scale, self.channels, self.params_per_value,
+        )  # fmt: skip
         levels = ((row + 1.0) / scale).round()
-        return levels.reshape(batch, -1), params.reshape(batch, width * channels, -1)
+        return levels.reshape(batch, -1), params.reshape(batch, width * self.channels, -1)
 
     def _channel_steps(self) -> list:
         """Per channel c: the weights from channels < c into its hidden units and parameters, and its output layer."""
@@ -260,6 +245,66 @@ class CausalRowHead(nn.Module):
                 direct_weight = self.channel_out.weight[c * self.params_per_value : (c + 1) * self.params_per_value, :c].T
             steps.append((hidden_weight, self.pixel_out[c], self.pixel_bias[c], direct_weight))
         return steps
+
+
+def _sample_row(
+    pending: List[torch.Tensor], first_weight: torch.Tensor, first_bias: torch.Tensor, first_kernel: int,
+    blocks: List[Tuple[torch.Tensor, torch.Tensor, int, int, torch.Tensor, torch.Tensor]], pixel_weight: torch.Tensor,
+    pixel_bias: torch.Tensor, steps: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]], noise: torch.Tensor,
+    values: str, temperature: float, scale: float, channels: int, params_per_value: int,
+) -> Tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """`CausalRowHead.sample`'s loop: column by column, each layer at the new column only, from the columns kept
+    in `layers`; then R, G, B of that column. Scripted: each operation is small, Python's cost would dominate."""
+    batch, width, size = pending[0].shape
+    row = pending[0].new_zeros(batch, width, channels)  # normalized values drawn so far; later columns are never read
+    params = pending[0].new_zeros(batch, width, channels, params_per_value)
+    zero_values, zero_units = row.new_zeros(batch, channels), row.new_zeros(batch, size)
+    layers = [row.new_zeros(batch, width, size) for _ in range(len(blocks) + 1)]  # each layer's output, column by column
+    for j in range(width):
+        taps = [row[:, j - first_kernel + i] if j - first_kernel + i >= 0 else zero_values for i in range(first_kernel)]
+        x = torch.addmm(first_bias, torch.cat(taps, dim=1), first_weight) + pending[0][:, j]
+        layers[0][:, j] = x
+        for b in range(len(blocks)):
+            conv_weight, conv_bias, dilation, kernel, out_weight, out_bias = blocks[b]
+            below = layers[b]
+            taps = [torch.relu(below[:, j - dilation * (kernel - 1 - i)]) if j - dilation * (kernel - 1 - i) >= 0 else zero_units
+                    for i in range(kernel)]  # fmt: skip
+            a = torch.relu(torch.addmm(conv_bias, torch.cat(taps, dim=1), conv_weight) + pending[b + 1][:, j])
+            x = x + torch.addmm(out_bias, a, out_weight)
+            layers[b + 1][:, j] = x
+        hidden = torch.addmm(pixel_bias, torch.relu(x), pixel_weight)  # (B, C head)
+        for c in range(channels):
+            hidden_weight, unit_weight, unit_bias, direct_weight = steps[c]
+            h = hidden[:, c * size : (c + 1) * size]
+            if c > 0:
+                h = torch.addmm(h, row[:, j, :c], hidden_weight)
+            p = torch.addmm(unit_bias, torch.relu(h), unit_weight)
+            if c > 0:
+                p = torch.addmm(p, row[:, j, :c], direct_weight)
+            if noise.shape[1] == 0:
+                level = distributions.mode(p, values)
+            else:
+                level = distributions.sample(p, noise[:, j * channels + c], values, temperature)
+            params[:, j, c] = p
+            row[:, j, c] = level * scale - 1.0
+    return row, params
+
+
+_compiled = []
+
+
+def _sample_row_compiled():
+    """`_sample_row` scripted once per process; where TorchScript cannot script it, run by Python, with one warning."""
+    if not _compiled:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, not gone
+                _compiled.append(torch.jit.script(_sample_row))
+        except Exception as error:  # noqa: BLE001 - any failure to script leaves the same loop, run by Python
+            warnings.warn(f"pixelrnn: the spatial row head's sampling loop could not be scripted ({type(error).__name__}: {error}); "
+                          "sampling runs it in Python, slower", RuntimeWarning, stacklevel=2)  # fmt: skip
+            _compiled.append(_sample_row)
+    return _compiled[0]
 
 
 def parameter_count(config: dict, params_per_value: int) -> int:
