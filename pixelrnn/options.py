@@ -215,14 +215,13 @@ def sampling_steps(config: dict) -> int:
     core 'vector': the RNN's steps, one per token (a row, or a pixel), times the window for many-to-one; each
     layer and each direction waits for the one before. Then the row head: one pass per value (autoregressive) or
     per token (independent).
-    core 'spatial': one recurrent step per row and layer; its causal row head draws the row's values (width x
-    channels) one after another, each re-running the row head's `head_layers` blocks over the row (an upper bound:
-    the three channels of a pixel share one run of the blocks, then one small layer each).
+    core 'spatial': one recurrent step per row and layer; then its causal row head, column by column: its first
+    layer and its `head_layers` blocks at the new column (spatial._sample_row), then one small layer per channel.
     """
     c = {**DEFAULTS, **config}
     values = c["height"] * c["width"] * c["channels"]
     if c["core"] == "spatial":
-        return c["height"] * c["num_layers"] + values * c["head_layers"]
+        return c["height"] * c["num_layers"] + c["height"] * c["width"] * (1 + c["head_layers"]) + values
     tokens = values // token_size(c)
     rnn_steps = tokens * (c["window"] if c["mode"] == "many-to-one" else 1) * c["num_layers"] * (2 if c["bidirectional"] else 1)
     return rnn_steps + (values if c["row_head"] == "autoregressive" else tokens)

@@ -513,4 +513,4 @@ def test_sampling_steps_count_each_cores_sequential_work():
         pixelrnn.sample.last(pixelrnn.generate(model, n=2, seed=0))
         steps = sampling_steps(model.config)
         assert counted["rows"] == 4 * 2 and counted["head rows"] == 4  # one recurrent step per row and layer
-        assert steps == counted["rows"] + counted["head rows"] * 3 * channels * 2  # each value drawn: head_layers blocks
+        assert steps == counted["rows"] + counted["head rows"] * 3 * (1 + 2) + 4 * 3 * channels  # per column: 1 + head_layers layers; per value: 1
