@@ -4,7 +4,6 @@
 another and the likelihood is exact; `IndependentRowHead` is the original design, every value from the
 context alone. Each draws a whole token with `sample`.
 """
-import warnings
 from typing import List, NamedTuple, Tuple
 
 import torch
@@ -12,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributions
+from .scripting import scripted
 from .weight_cache import WeightCache
 
 
@@ -100,7 +100,7 @@ class MaskedRowHead(nn.Module):
             pre_activation = torch.addmm(plan.in_bias, context, plan.context_in)  # (B, head), by degree
             if noise is None:
                 noise = params.new_zeros(params.shape[0], 0)
-            token = _sample_values_compiled()(
+            token = scripted(_sample_values, "2-3x slower")(
                 params, pre_activation, noise, values, temperature, plan.bounds, plan.in_weight, plan.hidden, plan.future,
                 self.direct is not None,
             )  # fmt: skip
@@ -196,21 +196,3 @@ def _sample_values(
         if features.shape[1] > 0:
             params[:, d + 1 :].view(batch, -1).addmm_(features, future[d])  # (B, (D - d - 1) K)
     return torch.stack(tokens, dim=1)
-
-
-_compiled = []
-
-
-def _sample_values_compiled():
-    """`_sample_values` scripted once per process; where TorchScript cannot script it, the same loop run by
-    Python, 2-3x slower, with one warning that says so."""
-    if not _compiled:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, not gone
-                _compiled.append(torch.jit.script(_sample_values))
-        except Exception as error:  # noqa: BLE001 - any failure to script leaves the same loop, run by Python
-            warnings.warn(f"pixelrnn: the row head's sampling loop could not be scripted ({type(error).__name__}: {error}); "
-                          "sampling runs it in Python, 2-3x slower", RuntimeWarning, stacklevel=2)  # fmt: skip
-            _compiled.append(_sample_values)
-    return _compiled[0]

@@ -11,7 +11,6 @@ the Row LSTM's widening cone). (2) Inside a row, values are predicted left to ri
 convolutions over the row's own values, conditioned on each column's state, and within a pixel R, then G,
 then B by a small masked layer: the likelihood is exact.
 """
-import warnings
 from typing import List, Tuple
 
 import torch
@@ -19,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributions
+from .scripting import scripted
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 HEAD_DILATIONS = (1, 2, 4, 8)  # the causal row head cycles through these
@@ -228,7 +228,7 @@ class CausalRowHead(nn.Module):
         steps = [(h if h is not None else empty, o, ob, d if d is not None else empty) for h, o, ob, d in self._channel_steps()]
         if noise is None:
             noise = context.new_zeros(batch, 0, 0)
-        row, params = _sample_row_compiled()(
+        row, params = scripted(_sample_row, "slower")(
             pending, self.first.linear.weight.T, self.first.linear.bias, self.first.kernel_size, blocks,
             self.pixel_in.weight.T, self.pixel_in.bias, steps, noise, values, float(temperature), scale, self.channels, self.params_per_value,
         )  # fmt: skip
@@ -288,23 +288,6 @@ def _sample_row(
             params[:, j, c] = p
             row[:, j, c] = level * scale - 1.0
     return row, params
-
-
-_compiled = []
-
-
-def _sample_row_compiled():
-    """`_sample_row` scripted once per process; where TorchScript cannot script it, run by Python, with one warning."""
-    if not _compiled:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, not gone
-                _compiled.append(torch.jit.script(_sample_row))
-        except Exception as error:  # noqa: BLE001 - any failure to script leaves the same loop, run by Python
-            warnings.warn(f"pixelrnn: the spatial row head's sampling loop could not be scripted ({type(error).__name__}: {error}); "
-                          "sampling runs it in Python, slower", RuntimeWarning, stacklevel=2)  # fmt: skip
-            _compiled.append(_sample_row)
-    return _compiled[0]
 
 
 def parameter_count(config: dict, params_per_value: int) -> int:

@@ -211,12 +211,11 @@ def test_a_batch_of_images_is_completed_one_completion_each():
 
 @pytest.mark.parametrize("config", [dict(width=5), dict(width=5, core="spatial", batch_norm=False, values="8bit", channels=3)], ids=str)
 def test_a_row_head_loop_that_cannot_be_scripted_warns_once_and_draws_the_same(monkeypatch, config):
-    from pixelrnn import heads, spatial
+    from pixelrnn import scripting
 
     model = settle_batch_norm(tiny(**config))
     scripted = list(pixelrnn.generate(model, 3, seed=4))[-1].image
-    monkeypatch.setattr(heads, "_compiled", [])
-    monkeypatch.setattr(spatial, "_compiled", [])
+    monkeypatch.setattr(scripting, "_scripted", {})
 
     def refuse(function):
         raise RuntimeError("no TorchScript here")
