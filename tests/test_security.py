@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from app_harness import served
-from conftest import tiny
+from conftest import error_of as _error, tiny
 from hostile import EVIL, HostileHub, checkpoint_files, serve_app, stop
 from test_hub import run_child
 
@@ -120,14 +120,6 @@ def test_a_model_with_large_images_or_many_layers_is_refused():
     assert "3,145,728 values" in error and f"{limits.MAX_IMAGE_VALUES:,}" in error
     one = pixelrnn.PixelRNN.check_config(dict(height=28, width=28, row_head="independent"))
     assert sampling_steps(dict(one, num_layers=4)) == 28 * 4 + 28  # each layer is a step of its own
-
-
-def _error(call):
-    try:
-        call()
-    except pixelrnn.PixelRNNError as error:
-        return str(error)
-    return None
 
 
 # -- 5, 8. Hub downloads: sizes before fetching, one deadline -----------------------------------------------
