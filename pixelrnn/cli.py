@@ -4,27 +4,23 @@ Every flag of `train` comes from one place: the model's options (pixelrnn.option
 arguments) with the help lines and choices of pixelrnn.options, and the fields of
 TrainConfig with the help in their metadata.
 
-Nothing heavy is imported before the arguments are parsed: `--help` and a bad flag answer without torch.
-The table of the train and eval flags is read from those modules once and kept in the user's cache
-(FLAG_CACHE_ENV, else $XDG_CACHE_HOME/pixelrnn or ~/.cache/pixelrnn), under a key made of the package's
-source and place, so any change to the code builds it afresh.
+Nothing heavy is imported before the arguments are parsed: `--help` and a bad flag answer without torch
+(the table of flags is cli_flags.py's, cached).
 """
 import argparse
 import dataclasses
 import difflib
-import hashlib
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
+from .cli_flags import PACKAGE, flag_table
 from .errors import PixelRNNError
 
 MAX_SEED = 2**64 - 1  # sample.MAX_SEED, written again: importing sample.py here would import torch before parsing
-PACKAGE = Path(__file__).resolve().parent
 WEIGHTS = PACKAGE.parent / "weights"  # the shipped checkpoints, named from any folder: `sample binarized-mnist`
-FLAG_CACHE_ENV = "PIXELRNN_CACHE"
 # The named data sets of a fixed size (pixelrnn.datasets): eval says which checkpoints and sources fit.
 FIXED_SIZES = {"binarized-mnist": (28, 28, 1), "mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 
@@ -83,64 +79,8 @@ def _unrecognized(parser, args, unknown):
 
 # -- the flags ------------------------------------------------------------------------------------
 
-def _flag_table() -> dict:
-    """{"model": [[name, default, help, choices], ...], "training": [...]}: the flags of train (and eval's data flags).
-
-    Built from pixelrnn.model and pixelrnn.train, which import torch (seconds), then read from the cache.
-    """
-    key = hashlib.sha256(str(PACKAGE).encode())
-    for path in sorted(PACKAGE.glob("*.py")):
-        key.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    folder = Path(os.environ.get(FLAG_CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixelrnn")
-    cached = folder / f"flags-{key.hexdigest()[:20]}.json"
-    try:
-        return _decoded(json.loads(cached.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, KeyError):  # not there yet (or damaged): build it
-        pass
-    table = _built_flag_table()
-    text = json.dumps(table)
-    if _decoded(json.loads(text)) == table and all(type(a[1]) is type(b[1]) for a, b in zip(_rows(table), _rows(_decoded(json.loads(text))))):
-        temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            for old in folder.glob("flags-*.json"):
-                old.unlink(missing_ok=True)
-            temporary.write_text(text, encoding="utf-8")
-            temporary.replace(cached)
-        except OSError:  # a read-only home: every command builds the table, as before
-            temporary.unlink(missing_ok=True)
-    return table
-
-
-def _rows(table):
-    return table["model"] + table["training"]
-
-
-def _decoded(table) -> dict:
-    """The table as _built_flag_table gives it: choices as tuples."""
-    return {part: [[name, default, help, tuple(choices) if choices is not None else None] for name, default, help, choices in table[part]]
-            for part in ("model", "training")}  # fmt: skip
-
-
-def _built_flag_table() -> dict:
-    from .datasets import DATA_DIR_ENV, DEFAULT_DATA_DIR
-    from .options import CHOICES, HELP, OPTIONS
-    from .train import TrainConfig
-
-    model = [[name, p.default, HELP[name], tuple(CHOICES[name]) if name in CHOICES else None] for name, p in OPTIONS.items()]
-    training = []
-    for spec in dataclasses.fields(TrainConfig):
-        if spec.metadata["flag"]:
-            help = spec.metadata["help"]
-            if spec.name == "data_dir":  # the default said as the path it is, whatever the current folder
-                help = f"folder holding the .npz data sets; when not given: ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR} (beside the project)"
-            choices = spec.metadata["choices"]
-            training.append([spec.name, spec.default, help, tuple(choices) if choices is not None else None])
-    return {"model": model, "training": training}
-
-
 def _parser():
-    table = _flag_table()
+    table = flag_table()
     formatter = _Help
     parser = _Parser(prog="pixelrnn", description="Row-by-row PixelRNN: train, sample, evaluate, publish.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -303,10 +243,15 @@ def _write_whole(path: Path, flag: str, write) -> None:
 def _train(args, argv):
     from tqdm import tqdm
 
-    from .options import OPTIONS
+    from .options import DEFAULTS, OPTIONS
     from .train import TrainConfig, run
 
     model_config = {name: getattr(args, name) for name in OPTIONS}
+    if args.init and not args.resume:  # the checkpoint's options, except those given here (checked by `run`)
+        from .model import PixelRNN
+
+        given = {name: value for name, value in model_config.items() if value != DEFAULTS[name]}
+        model_config = {**PixelRNN.from_pretrained(args.init).config, **given}
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]}
     config = TrainConfig(**settings, command="python -m pixelrnn " + shlex.join(argv))
     rank = int(os.environ.get("RANK", "0"))
@@ -320,7 +265,7 @@ def _train(args, argv):
             epoch = f"{progress.epoch}/{config.epochs}" if config.epochs else progress.epoch
             bar.set_postfix(epoch=epoch, loss=f"{progress.loss:.2f}", lr=f"{progress.lr:.1e}", best=f"{progress.best_valid_nll:.2f}")
             if progress.valid and rank == 0:
-                bar.write(f"epoch {progress.epoch}: valid NLL {progress.valid['nll_nats']:.3f} nats, "
+                bar.write(f"step {progress.step} (epoch {progress.epoch}): valid NLL {progress.valid['nll_nats']:.3f} nats, "
                           f"{progress.valid['bits_per_dim']:.4f} bits/dim")  # fmt: skip
             last = progress
     finally:  # the bar's last line before any message

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import pixelrnn
-from pixelrnn import cli, distributions
+from pixelrnn import cli, cli_flags, distributions
 from pixelrnn.evaluate import evaluate
 from pixelrnn.options import CELLS, MODES, OPTIONS, ROW_HEADS, STEPS
 from pixelrnn.train import TrainConfig
@@ -29,7 +29,7 @@ def _flag_cache(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _own_flag_cache(_flag_cache, monkeypatch):
     """The command line's table of flags is kept in a folder of the tests, not in the user's ~/.cache."""
-    monkeypatch.setenv(cli.FLAG_CACHE_ENV, str(_flag_cache))
+    monkeypatch.setenv(cli_flags.FLAG_CACHE_ENV, str(_flag_cache))
 
 
 def _cli(capsys, *argv):
@@ -303,13 +303,13 @@ def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
 
 
 def test_the_flag_table_is_the_code_s_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
-    monkeypatch.setenv(cli.FLAG_CACHE_ENV, str(tmp_path))
-    built = cli._built_flag_table()
-    assert cli._flag_table() == built and cli._flag_table() == built  # built, then read back
+    monkeypatch.setenv(cli_flags.FLAG_CACHE_ENV, str(tmp_path))
+    built = cli_flags._built_flag_table()
+    assert cli_flags.flag_table() == built and cli_flags.flag_table() == built  # built, then read back
     (cached,) = tmp_path.glob("flags-*.json")
     cached.write_text("{not json")
-    assert cli._flag_table() == built
-    assert [type(row[1]) for row in cli._flag_table()["model"]] == [type(row[1]) for row in built["model"]]
+    assert cli_flags.flag_table() == built
+    assert [type(row[1]) for row in cli_flags.flag_table()["model"]] == [type(row[1]) for row in built["model"]]
 
 
 def test_import_pixelrnn_is_cheap_and_its_names_still_work(tmp_path):

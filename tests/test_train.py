@@ -660,3 +660,20 @@ def _weights_file(path):
     from safetensors.torch import load_file
 
     return load_file(str(path))
+
+
+def test_init_starts_from_a_checkpoint_with_a_new_optimizer_and_refuses_other_options(tmp_path):
+    _train(tmp_path / "first", epochs=1)
+    pretrained = pixelrnn.PixelRNN.from_pretrained(tmp_path / "first")
+    steps = run(_settings(tmp_path / "tuned", epochs=1, init=str(tmp_path / "first"), lr=1e-12, warmup_steps=0), TINY)
+    first = next(steps)
+    steps.close()
+    tuned = pixelrnn.PixelRNN.from_pretrained(tmp_path / "tuned" / "last")
+    tuned_weights = dict(tuned.named_parameters())
+    for name, weight in pretrained.named_parameters():  # one step at a learning rate of 1e-12: the pretrained weights
+        torch.testing.assert_close(tuned_weights[name], weight, rtol=0, atol=1e-6)  # (batch norm's statistics moved)
+    assert first.step == 1 and json.loads((tmp_path / "tuned" / "train.json").read_text())["init"] == str(tmp_path / "first")
+    fresh = pixelrnn.PixelRNN(**TINY)
+    assert not torch.allclose(fresh.state_dict()["encoder.0.weight"], pretrained.state_dict()["encoder.0.weight"])
+    message = error_of(lambda: list(run(_settings(tmp_path / "other", init=str(tmp_path / "first")), {**TINY, "hidden_size": 8})))
+    assert "--init" in message and "hidden_size 16 there, 8 here" in message
