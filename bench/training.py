@@ -1,6 +1,6 @@
 """Training throughput on this machine: images per second and seconds per binarized-MNIST epoch (50k images).
 
-    python bench/training.py [--steps 20] [--compile]
+    python bench/training.py [--steps 20] [--compile] [--only shipped,spatial] [--batch 16]
 
 Every configuration is timed in the same run (best of the timed steps after a warm-up), so the ratios
 between them hold on a shared, noisy machine. With --compile, each row is also timed under torch.compile.
@@ -25,6 +25,10 @@ CONFIGS = {
     "LSTM 512": dict(cell="lstm", hidden_size=512, head_size=512),
     "8-bit gray (GRU 256)": dict(values="8bit"),
     "pixel step (GRU 256, 784 steps)": dict(step="pixel"),
+    "spatial (LSTM 64 per column, row head 64 x 4)": dict(core="spatial", batch_norm=False, cell="lstm", hidden_size=64, head_size=64,
+                                                          head_layers=4),
+    "spatial (LSTM 96 per column, row head 96 x 4)": dict(core="spatial", batch_norm=False, cell="lstm", hidden_size=96, head_size=96,
+                                                          head_layers=4),
 }
 
 
@@ -52,14 +56,14 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--only", default="", help="time only the configurations whose name contains this")
+    parser.add_argument("--only", default="", help="time only the configurations whose name contains one of these (comma-separated)")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"batch {args.batch}, median of {args.steps} steps, torch {torch.__version__}, {torch.get_num_threads()} threads")
     header = f"{'configuration':<46}{'params':>11}{'img/s':>9}{'s/epoch':>9}"
     print(header + (f"{'compiled img/s':>16}{'speed-up':>10}" if args.compile else ""))
     for name, config in CONFIGS.items():
-        if args.only not in name:
+        if not any(part in name for part in args.only.split(",")):
             continue
         model = pixelrnn.PixelRNN(**config).train()
         seconds = time_steps(model, args.steps, args.batch, compiled=False)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .cli_flags import PACKAGE, flag_table
 from .errors import PixelRNNError
+from .seeds import MAX_SEED
 
-MAX_SEED = 2**64 - 1  # sample.MAX_SEED, written again: importing sample.py here would import torch before parsing
 WEIGHTS = PACKAGE.parent / "weights"  # the shipped checkpoints, named from any folder: `sample binarized-mnist`
 # The named data sets of a fixed size (pixelrnn.datasets): eval says which checkpoints and sources fit.
 FIXED_SIZES = {"binarized-mnist": (28, 28, 1), "mnist": (28, 28, 1), "cifar10": (32, 32, 3)}

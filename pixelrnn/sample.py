@@ -13,8 +13,8 @@ import torch
 from . import distributions
 from .errors import PixelRNNError
 from .metrics import bits_per_dim, eval_mode
+from .seeds import MAX_SEED
 
-MAX_SEED = 2**64 - 1  # torch.Generator takes 64-bit seeds
 
 
 @dataclass
