@@ -1,9 +1,9 @@
 """The NLL table: every checkpoint in weights/ on its data's test split, next to the published figures.
 
-CIFAR-10 checkpoints are scored twice: on the JPEG-decoded test set (10,000 images) and on the original
-pixels of the first 846 test images (the figure comparable to published ones).
+CIFAR-10 checkpoints are scored on the original pixels of 9,979 of the 10,000 test images, the figure
+comparable to published ones.
 
-    python bench/nll_table.py [--weights weights] [--data-dir ../shared/data]
+    python bench/nll_table.py [--weights weights] [--data-dir DIR] [--max-images N]
 
 Each checkpoint folder carries the train.json of the run that made it; its `data` names the source.
 Binarized MNIST is the standard benchmark (nats per image, lower is better).
