@@ -18,7 +18,8 @@ DATA_DIR_ENV = "PIXELRNN_DATA"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 NAMED = ("binarized-mnist", "mnist", "cifar10", "digits", "photos")
-AUGMENTS = ("crops", "flips", "none")  # how training views of image files are made
+AUGMENTS = ("crops", "flips", "none")
+KEPT_SIDES = 8  # training images are kept at most this many times the model's side  # how training views of image files are made
 # Photographs inside scikit-image (no download); the first, a portrait, is held out for validation.
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
           "camera", "clock", "coins", "moon", "brick", "grass", "gravel", "cell")  # fmt: skip
@@ -148,12 +149,24 @@ def _photos(config, copies, augment, seed) -> Splits:
 
 
 def _from_images(paths, config, copies, augment, seed, description) -> Splits:
-    images = [read_image(path, config["channels"]) for path in paths]
+    images = [read_training_image(path, config) for path in paths]
     generator = torch.Generator().manual_seed(seed)
     per_image = -(-copies // len(images))  # at least `copies` in all
     train = torch.cat([_augmented(image, config, per_image, augment, generator) for image in images])
     valid = torch.stack([load_image(image, config) for image in images])  # the whole images, as the model sees them
     return Splits(train, valid, None, f"{description}: {len(images)} image(s), {len(train)} {augment} copies")
+
+
+def read_training_image(path, config):
+    """One training image, named in the message when it cannot be read, and kept at most KEPT_SIDES times the
+    model's side (a 12-megapixel photo would hold 36 MB for a 32x32 model; its crops of 40% still keep detail)."""
+    try:
+        image = read_image(path, config["channels"])
+    except PixelRNNError as error:
+        raise PixelRNNError(f"cannot use the training image {path}: {error}") from None
+    side = KEPT_SIDES * max(config["height"], config["width"])
+    factor = -(-max(image.size) // side)  # ceiling
+    return image.reduce(factor) if factor > 1 else image
 
 
 def _augmented(image, config, count, augment, generator) -> torch.Tensor:

@@ -159,3 +159,19 @@ def test_exif_orientation_is_applied_as_a_viewer_shows_it(orientation, stored, f
         tolerance = 0 if fmt == "PNG" else 3  # JPEG is lossy
         assert (got - expected).abs().mean() <= tolerance
         assert (got - turned_wrong).abs().mean() > 30  # what a wrong turn would cost
+
+
+def test_a_damaged_training_image_is_named_and_big_ones_are_kept_small(tmp_path):
+    from pixelrnn.datasets import KEPT_SIDES, load_splits, read_training_image
+
+    config = pixelrnn.PixelRNN(height=8, width=8, hidden_size=8, head_size=8).config
+    for index in range(3):
+        Image.new("L", (20, 20), 40 * index).save(tmp_path / f"good-{index}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(pixelrnn.PixelRNNError, match="broken.png"):
+        load_splits(str(tmp_path), config)
+    big = tmp_path / "big.png"
+    Image.new("L", (1000, 700), 128).save(big)
+    kept = read_training_image(big, config)
+    assert max(kept.size) <= KEPT_SIDES * 8 and abs(kept.size[0] / kept.size[1] - 1000 / 700) < 0.05
+    assert read_training_image(tmp_path / "good-0.png", config).size == (20, 20)  # small ones as they are
