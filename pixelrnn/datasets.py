@@ -163,7 +163,7 @@ def read_training_image(path, config):
     try:
         image = read_image(path, config["channels"])
     except PixelRNNError as error:
-        raise PixelRNNError(f"cannot use the training image {path}: {error}") from None
+        raise PixelRNNError(f"cannot use the training image {Path(path).name!r}: {error}") from None  # its name only: the app's are server paths
     side = KEPT_SIDES * max(config["height"], config["width"])
     factor = -(-max(image.size) // side)  # ceiling
     return image.reduce(factor) if factor > 1 else image
