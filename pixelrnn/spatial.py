@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from . import distributions
 from .scripting import scripted
+from .weight_cache import WeightCache
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 HEAD_DILATIONS = (1, 2, 4, 8)  # the causal row head cycles through these
@@ -170,6 +171,7 @@ class CausalRowHead(nn.Module):
     def __init__(self, channels, params_per_value, context_size, head_size, head_layers, kernel_size, dropout):
         super().__init__()
         self.channels, self.params_per_value = channels, params_per_value
+        self._plan = WeightCache()  # the weights of `sample`, see `_sampling_plan`
         self.first = RowConv(channels, head_size, kernel_size, reach="before")
         self.context_in = nn.Linear(context_size, head_size)
         self.blocks = nn.ModuleList(
@@ -222,29 +224,23 @@ class CausalRowHead(nn.Module):
         batch, width, _ = context.shape
         scale = float(distributions.normalize(torch.ones(()), values) + 1)
         pending = [self.context_in(context)] + [block.context(context) for block in self.blocks]  # (B, W, head): the row's context terms
-        blocks = [(b.conv.linear.weight.T, b.conv.linear.bias, b.conv.dilation, b.conv.kernel_size, b.out.weight.T, b.out.bias)
-                  for b in self.blocks]  # fmt: skip
-        empty = context.new_zeros(0, 0)
-        steps = [(h if h is not None else empty, o, ob, d if d is not None else empty) for h, o, ob, d in self._channel_steps()]
         if noise is None:
             noise = context.new_zeros(batch, 0, 0)
-        row, params = scripted(_sample_row, "slower")(
-            pending, self.first.linear.weight.T, self.first.linear.bias, self.first.kernel_size, blocks,
-            self.pixel_in.weight.T, self.pixel_in.bias, steps, noise, values, float(temperature), scale, self.channels, self.params_per_value,
-        )  # fmt: skip
+        plan = self._plan.get(self.parameters(), self._sampling_plan)  # rebuilt only when a weight changes
+        row, params = scripted(_sample_row, "slower")(pending, *plan, noise, values, float(temperature), scale, self.channels, self.params_per_value)
         levels = ((row + 1.0) / scale).round()
         return levels.reshape(batch, -1), params.reshape(batch, width * self.channels, -1)
 
-    def _channel_steps(self) -> list:
-        """Per channel c: the weights from channels < c into its hidden units and parameters, and its output layer."""
-        steps = []
-        for c in range(self.channels):
-            hidden_weight = direct_weight = None
-            if c:
-                hidden_weight = self.channel_in.weight[c * self.pixel_out.shape[1] : (c + 1) * self.pixel_out.shape[1], :c].T
-                direct_weight = self.channel_out.weight[c * self.params_per_value : (c + 1) * self.params_per_value, :c].T
-            steps.append((hidden_weight, self.pixel_out[c], self.pixel_bias[c], direct_weight))
-        return steps
+    def _sampling_plan(self) -> tuple:
+        """The weights `_sample_row` reads, transposed for its products; per channel c, the weights from the
+        channels before it (empty for the first) into its hidden units and parameters, and its output layer."""
+        size, k, empty = self.pixel_out.shape[1], self.params_per_value, self.pixel_bias.new_zeros(0, 0)
+        blocks = [(b.conv.linear.weight.T, b.conv.linear.bias, b.conv.dilation, b.conv.kernel_size, b.out.weight.T, b.out.bias)
+                  for b in self.blocks]  # fmt: skip
+        steps = [(self.channel_in.weight[c * size : (c + 1) * size, :c].T if c else empty, self.pixel_out[c], self.pixel_bias[c],
+                  self.channel_out.weight[c * k : (c + 1) * k, :c].T if c else empty) for c in range(self.channels)]  # fmt: skip
+        return (self.first.linear.weight.T, self.first.linear.bias, self.first.kernel_size, blocks, self.pixel_in.weight.T,
+                self.pixel_in.bias, steps)  # fmt: skip
 
 
 def _sample_row(

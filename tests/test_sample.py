@@ -173,14 +173,16 @@ def test_row_head_draws_each_value_from_its_teacher_forced_distribution(config, 
     assert torch.equal(token, redrawn)  # the same noise on the exact parameters picks the same levels
 
 
-def test_row_head_sampling_follows_weights_changed_in_place():
-    model = settle_batch_norm(tiny(values="8bit", channels=3))
+@pytest.mark.parametrize("config", [dict(), dict(core="spatial", batch_norm=False)], ids=str)
+def test_row_head_sampling_follows_weights_changed_in_place(config):
+    model = settle_batch_norm(tiny(values="8bit", channels=3, **config))
     _draw_with_oracle(model, 1.0, False)  # the sampling plan is built here
     with torch.no_grad():
         for p in model.head.parameters():
             p.add_(torch.randn_like(p))  # an optimizer step, say
     token, params, teacher, redrawn = _draw_with_oracle(model, 1.0, False)
-    torch.testing.assert_close(params, teacher, rtol=1e-5, atol=1e-5)
+    tolerance = 1e-4 if config else 1e-5  # the spatial head's deeper residual sums round a little more; a stale plan is off by O(1)
+    torch.testing.assert_close(params, teacher, rtol=tolerance, atol=tolerance)
     assert torch.equal(token, redrawn)
 
 
