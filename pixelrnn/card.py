@@ -9,7 +9,7 @@ import re
 
 import yaml
 
-from .options import describe
+from .options import class_names, describe
 
 SAMPLES_IMAGE = "samples.png"
 TASK = "unconditional-image-generation"
@@ -62,6 +62,9 @@ def model_card(config: dict, parameters: int, metrics: dict | None = None, data:
         "",
         f"Parameters: {parameters:,}.",
     ]
+    if config.get("classes"):
+        lines += ["", f"Class-conditional, {config['classes']} classes: {', '.join(class_names(config))}. "
+                  "Its NLL figures are of the exact marginal p(x) unless they say `conditional` (given the true class)."]
     if data:
         lines += ["", f"Trained on: {data}."]
     if metrics:
@@ -80,7 +83,7 @@ def model_card(config: dict, parameters: int, metrics: dict | None = None, data:
         "```python",
         "import pixelrnn",
         f"model = pixelrnn.PixelRNN.from_pretrained({load_args})",
-        "last = pixelrnn.sample.last(pixelrnn.generate(model, n=16, seed=0))",
+        "last = pixelrnn.sample.last(pixelrnn.generate(model, n=16, seed=0" + (", labels=0" if config.get("classes") else "") + "))",
         'pixelrnn.to_pil(last.image, model, scale=4).save("samples.png")',
         "```",
         "",

@@ -107,6 +107,8 @@ def _parser():
     sample.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (0.01 to 100)")
     sample.add_argument("--seed", type=_seed, default=0, help="random seed (0 to 2**64-1)")
     sample.add_argument("--greedy", action="store_true", help="the most likely value everywhere instead of a draw")
+    sample.add_argument("--label", help="a class-conditional model: draw this class (its name or index; "
+                                        "when not given, each image's class is drawn from p(class))")
     sample.add_argument("--scale", type=_whole(1, 64), default=4, help="pixels per image pixel in the picture (1 to 64)")
     sample.add_argument("--out", default="samples.png", help="the picture to write: .png, .jpg, .webp, ... (a format Pillow writes); "
                                                              "an existing file is replaced only with --overwrite")  # fmt: skip
@@ -141,6 +143,8 @@ def _add_option(group, name, default, help, choices=None):
     flag = "--" + name.replace("_", "-")
     if isinstance(default, bool):
         group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help)
+    elif isinstance(default, list):  # class_names: comma-separated
+        group.add_argument(flag, dest=name, type=_names, default=default, metavar="NAME,NAME,...", help=help)
     elif default is None:
         group.add_argument(flag, dest=name, default=None, help=help)
     else:
@@ -159,6 +163,13 @@ def _whole(low, high=None):
     parse.__name__ = "whole number"
     return parse
 
+
+def _names(text):
+    """An argparse type: comma-separated names."""
+    return [name.strip() for name in text.split(",")] if text.strip() else []
+
+
+_names.__name__ = "list of names"
 
 _seed = _whole(0, MAX_SEED)
 _seed.__name__ = "seed"
@@ -309,10 +320,24 @@ def _sample(args, argv):
     out, picture_format = _picture_path(args.out)
     replacing = _new_file(out, "--out", args.overwrite)
     model = PixelRNN.from_pretrained(_checkpoint(args.checkpoint), revision=args.revision)
-    final = last(generate(model, n=args.n, temperature=args.temperature, seed=args.seed, greedy=args.greedy))  # one step kept
+    labels = _label(model, args.label) if args.label is not None else None
+    final = last(generate(model, n=args.n, temperature=args.temperature, seed=args.seed, greedy=args.greedy, labels=labels))  # one step kept
     picture = to_pil(final.image, model, scale=args.scale)
     _write_whole(out, "--out", lambda temporary: picture.save(temporary, format=picture_format))
     print(f"wrote {args.n} samples to {out}" + (" (replaced the file that was there)" if replacing else ""))
+
+
+def _label(model, text: str) -> int:
+    """--label: a class name of the model, or its index."""
+    names = model.config["class_names"]
+    if not names:
+        raise PixelRNNError("--label is for class-conditional models, and this one has no classes")
+    if text in names:
+        return names.index(text)
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    raise PixelRNNError(f"--label {text!r} is not one of the model's classes ({shown}) nor an index from 0 to {len(names) - 1}")
 
 
 def _picture_path(text):
@@ -337,13 +362,18 @@ def _eval(args, argv):
     model = PixelRNN.from_pretrained(_checkpoint(args.checkpoint), revision=args.revision)
     _check_data_fits(model.config, args.data, args.checkpoint)
     splits = load_splits(args.data, model.config, folder=args.data_dir)
-    images = getattr(splits, args.split)
+    images, labels = getattr(splits, args.split), None
     if images is None or not len(images):
         raise PixelRNNError(f"the data source {args.data!r} has no {args.split} split")
+    if model.config["classes"] and splits.class_names is not None:  # also scored given each image's true class
+        if len(splits.class_names) != model.config["classes"]:
+            raise PixelRNNError(f"{args.checkpoint} has {model.config['classes']} classes and {args.data!r} {len(splits.class_names)}")
+        labels = getattr(splits, f"{args.split}_labels")
     if args.max_images:
         images = images[: args.max_images]
+        labels = labels[: args.max_images] if labels is not None else None
     figures = {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split,
-               **evaluate(model, images, args.batch_size, progress=True)}  # fmt: skip
+               **evaluate(model, images, args.batch_size, progress=True, labels=labels)}  # fmt: skip
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.6g}" if isinstance(value, float) else f"{key:<{width}}  {value}")

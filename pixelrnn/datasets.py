@@ -2,6 +2,8 @@
 
 Every source gives `Splits(train, valid, test)` of (N, C, H, W) float tensors; images go through the same
 pipeline as user uploads (`pixelrnn.load_image`). Nothing is downloaded except a Hub data set asked for by name.
+Sources with classes (mnist, cifar10, digits, a Hub data set with a class-label column, and, with
+`labels=True`, a folder whose subfolders are the classes) also give each image's class and the class names.
 """
 import os
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ NAMED = ("binarized-mnist", "mnist", "cifar10", "digits", "photos")
 AUGMENTS = ("crops", "flips", "none")
 KEPT_SIDES = 8  # training images are kept at most this many times the model's side  # how training views of image files are made
 # Photographs inside scikit-image (no download); the first, a portrait, is held out for validation.
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+DIGIT_CLASSES = [str(d) for d in range(10)]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
           "camera", "clock", "coins", "moon", "brick", "grass", "gravel", "cell")  # fmt: skip
 
@@ -32,14 +36,35 @@ class Splits:
     test: torch.Tensor | None
     description: str
     name: str | None = None  # a data set id for the model card's metadata; None for a person's own images
+    class_names: list | None = None  # sources with classes: the name of each, and each image's class index below
+    train_labels: torch.Tensor | None = None
+    valid_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+
+    def class_counts(self) -> torch.Tensor:
+        """How many training images each class has."""
+        return torch.bincount(self.train_labels, minlength=len(self.class_names))
 
 
 def data_dir(path: str | None = None) -> Path:
     return Path(path or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
-def load_splits(source, config: dict, *, folder: str | None = None, copies: int = 512, augment: str = "crops", seed: int = 0) -> Splits:
-    """source: a name in NAMED, "hf:<dataset>[:<split>]", an image file, a folder of images, or a list of files."""
+def load_splits(source, config: dict, *, folder: str | None = None, copies: int = 512, augment: str = "crops", seed: int = 0,
+                labels: bool = False) -> Splits:  # fmt: skip
+    """source: a name in NAMED, "hf:<dataset>[:<split>]", an image file, a folder of images, or a list of files.
+
+    `labels`: the images' classes are needed (a folder's subfolders are then its classes); a source without
+    them is a PixelRNNError.
+    """
+    splits = _load(source, config, folder, copies, augment, seed, labels)
+    if labels and splits.class_names is None:
+        raise PixelRNNError(f"the data source {str(source)!r} has no labels: train a class-conditional model on mnist, cifar10, "
+                            "digits, a folder whose subfolders are the classes, or a Hub data set with a class-label column")  # fmt: skip
+    return splits
+
+
+def _load(source, config, folder, copies, augment, seed, labels) -> Splits:
     if isinstance(source, (list, tuple)):
         return _from_images([Path(p) for p in source], config, copies, augment, seed, "uploaded images")
     source = str(source)
@@ -60,6 +85,8 @@ def load_splits(source, config: dict, *, folder: str | None = None, copies: int 
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise PixelRNNError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder {source!r}")
+        if labels:
+            return _class_folders(path, files, config, copies, augment, seed)
         return _from_images(files, config, copies, augment, seed, f"image folder {path.name}")
     if path.is_file():
         return _from_images([path], config, copies, augment, seed, f"image {path.name}")
@@ -87,7 +114,9 @@ def _mnist(config, folder: Path) -> Splits:
     test = torch.from_numpy(arrays["x_test"].astype(np.float32))[:, None]
     if config["values"] == "binary":
         train, test = (train >= 128).float(), (test >= 128).float()
-    return Splits(train[:55000], train[55000:], test, "MNIST: the first 55k train images / last 5k as valid / 10k test", "ylecun/mnist")
+    labels, test_labels = _labels(folder / "mnist.npz", "y_train"), _labels(folder / "mnist.npz", "y_test")
+    return Splits(train[:55000], train[55000:], test, "MNIST: the first 55k train images / last 5k as valid / 10k test", "ylecun/mnist",
+                  DIGIT_CLASSES, labels[:55000], labels[55000:], test_labels)  # fmt: skip
 
 
 def _cifar10(config, folder: Path) -> Splits:
@@ -100,8 +129,11 @@ def _cifar10(config, folder: Path) -> Splits:
     arrays = _npz(folder / "cifar10_original.npz", ("x_train", "train_index", "x_test"))
     train, test = _cifar_tensor(arrays["x_train"], config), _cifar_tensor(arrays["x_test"], config)
     is_valid = torch.from_numpy(arrays["train_index"] >= 45000)
+    path = folder / "cifar10_original.npz"
+    labels, test_labels = _labels(path, "y_train"), _labels(path, "y_test")
     return Splits(train[~is_valid], train[is_valid], test,
-                  "CIFAR-10, original pixels: training positions below 45,000 / the rest as valid / 9,979 test images", "cifar10")  # fmt: skip
+                  "CIFAR-10, original pixels: training positions below 45,000 / the rest as valid / 9,979 test images", "cifar10",
+                  CIFAR10_CLASSES, labels[~is_valid], labels[is_valid], test_labels)  # fmt: skip
 
 
 def _cifar_tensor(images: np.ndarray, config) -> torch.Tensor:
@@ -112,11 +144,13 @@ def _cifar_tensor(images: np.ndarray, config) -> torch.Tensor:
 def _digits(config, seed) -> Splits:
     from sklearn.datasets import load_digits
 
-    images = (load_digits().images / 16 * 255).round().astype(np.uint8)  # (1797, 8, 8), 17 gray levels
+    digits = load_digits()
+    images = (digits.images / 16 * 255).round().astype(np.uint8)  # (1797, 8, 8), 17 gray levels
     x = torch.stack([load_image(image, config) for image in images])
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    x = x[order]
-    return Splits(x[:1497], x[1497:1647], x[1647:], "scikit-learn digits: 1497 train / 150 valid / 150 test", "sklearn-digits")
+    x, y = x[order], torch.from_numpy(digits.target).long()[order]
+    return Splits(x[:1497], x[1497:1647], x[1647:], "scikit-learn digits: 1497 train / 150 valid / 150 test", "sklearn-digits",
+                  DIGIT_CLASSES, y[:1497], y[1497:1647], y[1647:])  # fmt: skip
 
 
 def _photos(config, copies, augment, seed) -> Splits:
@@ -155,6 +189,23 @@ def _from_images(paths, config, copies, augment, seed, description) -> Splits:
     train = torch.cat([_augmented(image, config, per_image, augment, generator) for image in images])
     valid = torch.stack([load_image(image, config) for image in images])  # the whole images, as the model sees them
     return Splits(train, valid, None, f"{description}: {len(images)} image(s), {len(train)} {augment} copies")
+
+
+def _class_folders(root: Path, files, config, copies, augment, seed) -> Splits:
+    """A folder whose subfolders are the classes (root/<class>/image.png): each class's images labelled with it."""
+    loose = [f.name for f in files if f.parent == root]
+    if loose:
+        raise PixelRNNError(f"with labels, the images of {root.name!r} must be in one subfolder per class; "
+                            f"{len(loose)} are not (for example {loose[0]!r})")  # fmt: skip
+    names = sorted({f.relative_to(root).parts[0] for f in files})
+    if len(names) < 2:
+        raise PixelRNNError(f"with labels, {root.name!r} needs at least two subfolders of images, one per class; it has {len(names)}")
+    parts = [_from_images([f for f in files if f.relative_to(root).parts[0] == name], config, -(-copies // len(names)), augment,
+                          seed + i, "") for i, name in enumerate(names)]  # fmt: skip
+    labels = lambda split: torch.cat([torch.full((len(getattr(p, split)),), i) for i, p in enumerate(parts)])  # noqa: E731
+    return Splits(torch.cat([p.train for p in parts]), torch.cat([p.valid for p in parts]), None,
+                  f"image folder {root.name}: {len(files)} image(s) in {len(names)} classes, {sum(len(p.train) for p in parts)} {augment} copies",
+                  None, names, labels("train"), labels("valid"))  # fmt: skip
 
 
 def read_training_image(path, config):
@@ -204,17 +255,29 @@ def _hub_dataset(spec: str, config, seed) -> Splits:
         parts = {key: loaded[key] for key in loaded}
     else:
         parts = {"train": loaded}
-    column = next((c for c, f in next(iter(parts.values())).features.items() if isinstance(f, datasets.Image)), None)
+    features = next(iter(parts.values())).features
+    column = next((c for c, f in features.items() if isinstance(f, datasets.Image)), None)
     if column is None:
         raise PixelRNNError(f"the data set {name!r} has no image column")
+    label_column = next((c for c, f in features.items() if isinstance(f, datasets.ClassLabel)), None)
     tensors = {key: torch.stack([load_image(row[column], config) for row in part]) for key, part in parts.items()}
-    train = tensors.get("train", next(iter(tensors.values())))
-    valid = tensors.get("validation", tensors.get("valid"))
+    labels = {key: torch.tensor(part[label_column], dtype=torch.long) for key, part in parts.items()} if label_column else {}
+    first = next(iter(tensors))
+    train, train_labels = tensors.get("train", tensors[first]), labels.get("train", labels.get(first))
+    valid_key = next((key for key in ("validation", "valid") if key in tensors), None)
+    valid, valid_labels = (tensors[valid_key], labels.get(valid_key)) if valid_key else (None, None)
     if valid is None:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         cut = max(1, len(train) // 10)
         train, valid = train[order[cut:]], train[order[:cut]]
-    return Splits(train, valid, tensors.get("test"), f"Hub data set {name}", name)
+        if train_labels is not None:
+            train_labels, valid_labels = train_labels[order[cut:]], train_labels[order[:cut]]
+    names = [str(n) for n in features[label_column].names] if label_column else None
+    return Splits(train, valid, tensors.get("test"), f"Hub data set {name}", name, names, train_labels, valid_labels, labels.get("test"))
+
+
+def _labels(path: Path, key: str) -> torch.Tensor:
+    return torch.from_numpy(_npz(path, (key,))[key].astype(np.int64))
 
 
 def _npz(path: Path, keys) -> dict:

@@ -23,7 +23,7 @@ from . import distributions, spatial
 from .errors import PixelRNNError
 from .heads import IndependentRowHead, MaskedRowHead
 from .hub_mixin import MIXIN_KEYWORDS, CheckpointMethods
-from .options import DEFAULTS, OPTIONS, parameter_count, token_size, validate_config
+from .options import DEFAULTS, OPTIONS, class_names, parameter_count, token_size, validate_config
 from .rnn_steps import bfloat16_rnn_weights, fast_rnn_step, lstm_step
 from .views import view_count
 from .weight_cache import WeightCache
@@ -38,8 +38,7 @@ class PixelRNN(nn.Module, CheckpointMethods, **MIXIN_KEYWORDS):
     """
 
     def __init__(self, **options):
-        config = {**DEFAULTS, **options}
-        validate_config(config)  # unknown keywords included, before anything is built
+        config = PixelRNN.check_config(options)  # unknown keywords included, before anything is built
         super().__init__()
         self._config = config
         self._hub_mixin_config = dict(config)
@@ -52,6 +51,12 @@ class PixelRNN(nn.Module, CheckpointMethods, **MIXIN_KEYWORDS):
         self.num_tokens = height if step == "row" else height * width  # T
         self.tokens_per_row = 1 if step == "row" else width
         self.params_per_value = distributions.params_per_value(values, config["mixtures"])  # K
+        classes = config["classes"]
+        # Class-conditional: a learned vector per class joins the recurrent core's input at every step;
+        # p(class), from the training counts, is kept for the marginal log p(x) and for drawing classes.
+        self.class_vectors = nn.Embedding(classes, hidden_size) if classes else None
+        if classes:
+            self.register_buffer("class_log_prior", torch.full((classes,), -float(torch.log(torch.tensor(float(classes))))))
 
         if config["core"] == "spatial":
             kernel_size = config["kernel_size"]
@@ -99,6 +104,7 @@ class PixelRNN(nn.Module, CheckpointMethods, **MIXIN_KEYWORDS):
         """The full configuration for these options (defaults filled in), validated without building anything."""
         config = {**DEFAULTS, **options}
         validate_config(config, max_parameters)
+        config["class_names"] = class_names(config) if config["classes"] else []  # always a list, as config.json holds it
         return config
 
     @staticmethod
@@ -123,31 +129,94 @@ class PixelRNN(nn.Module, CheckpointMethods, **MIXIN_KEYWORDS):
             raise PixelRNNError(f"expected a batch of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
 
     # -- the parallel, teacher-forced pass --------------------------------------------------------
-    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None, labels=None) -> torch.Tensor:
         """(B, C, H, W) in value space -> distribution parameters (B, T, D, K) for every value.
 
         `views` (B,): which shifted view of its image each is (see `views.shifted_views`); None is view 0 for all.
+        `labels`: a class-conditional model's class of each image (B,), or one class for all; see `labels_for`.
         """
         self.check_batch(x)
+        if self.class_vectors is not None and labels is None:
+            raise PixelRNNError("this model is class-conditional: pass labels (log_prob without them gives the marginal log p(x))")
         tokens = self.to_tokens(x.to(self.head_parameter.dtype))
         inputs = distributions.normalize(tokens, self._config["values"])
-        return self.head(self.contexts(inputs, views), inputs)
+        return self.head(self.contexts(inputs, views, self.labels_for(labels, len(x))), inputs)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log-likelihood of every value, in nats: (B, C, H, W) -> (B, C, H, W)."""
-        params = self(x)
+    def log_prob(self, x: torch.Tensor, labels=None) -> torch.Tensor:
+        """Exact log-likelihood of every value, in nats: (B, C, H, W) -> (B, C, H, W).
+
+        A class-conditional model given `labels` scores log p(x | class). Without them it scores the marginal
+        log p(x) = logsumexp over classes of log p(class) + log p(x | class), value by value: value i gets
+        log p(x_i | the values before it), with the classes weighted by their posterior given those values.
+        """
+        if self.class_vectors is not None and labels is None:
+            return self._marginal_log_prob(x)
+        params = self(x, labels=labels)
         tokens = self.to_tokens(x.to(params.dtype))
         return self.to_image(distributions.log_prob(params, tokens, self._config["values"]))
 
-    def contexts(self, inputs: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalized tokens (B, T, D) -> the context for each token (B, T, hidden), from earlier tokens only."""
+    def class_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(class, x) of every image and class (B, classes), in nats: the model as a classifier, exactly."""
+        if self.class_vectors is None:
+            raise PixelRNNError("this model has no classes (classes=0)")
+        joint = [self.log_prob(x, labels=c).sum(dim=(1, 2, 3)) for c in range(self.class_vectors.num_embeddings)]
+        return torch.stack(joint, dim=1) + self.class_log_prior
+
+    def _marginal_log_prob(self, x):
+        self.check_batch(x)
+        per_class = [self.to_tokens(self.log_prob(x, labels=c)).flatten(1) for c in range(self.class_vectors.num_embeddings)]
+        prior = self.class_log_prior.double()[None, :, None]
+        seen = prior + torch.stack(per_class, dim=1).double().cumsum(dim=2)  # log p(class, values 0..i): (B, classes, T D)
+        before = torch.cat([prior.expand(len(x), -1, 1), seen[..., :-1]], dim=2)  # log p(class, values 0..i-1)
+        marginal = torch.logsumexp(seen, dim=1) - torch.logsumexp(before, dim=1)  # log p(value i | values 0..i-1)
+        return self.to_image(marginal.to(per_class[0].dtype).reshape(len(x), self.num_tokens, self.token_size))
+
+    def labels_for(self, labels, batch: int) -> torch.Tensor | None:
+        """Labels as the model reads them: None (an unconditional model), or the class index of each image (batch,).
+
+        `labels`: one class index for all, or `batch` of them (a sequence or a tensor).
+        """
+        if self.class_vectors is None:
+            if labels is not None:
+                raise PixelRNNError("this model has no classes (classes=0): labels are for class-conditional models")
+            return None
+        classes = self.class_vectors.num_embeddings
+        if isinstance(labels, torch.Tensor) and labels.dim() == 0:
+            labels = labels.item()
+        if isinstance(labels, bool) or not isinstance(labels, (int, list, tuple, torch.Tensor)):
+            raise PixelRNNError(f"labels must be a class index from 0 to {classes - 1} or one per image, got {labels!r}")
+        if isinstance(labels, int):
+            labels = [labels] * batch
+        labels = torch.as_tensor(labels)
+        if labels.shape != (batch,) or labels.is_floating_point() or labels.dtype == torch.bool or \
+                not bool(((labels >= 0) & (labels < classes)).all()):  # fmt: skip
+            raise PixelRNNError(f"labels must be {batch} class indices from 0 to {classes - 1}, one per image, or one for all")
+        return labels.to(self.device, torch.long)
+
+    def set_class_counts(self, counts: torch.Tensor) -> None:
+        """p(class) from how many training images each class has (every class at least one)."""
+        counts = torch.as_tensor(counts, dtype=torch.float64)
+        if self.class_vectors is None or counts.shape != self.class_log_prior.shape or not bool((counts > 0).all()):
+            raise PixelRNNError(f"class counts must be {self.class_log_prior.numel() if self.class_vectors is not None else 0} "
+                                "positive numbers, one per class")  # fmt: skip
+        with torch.no_grad():
+            self.class_log_prior.copy_((counts / counts.sum()).log())
+
+    def contexts(self, inputs: torch.Tensor, views: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalized tokens (B, T, D) -> the context for each token (B, T, hidden), from earlier tokens only.
+
+        `labels` (B,): checked class indices (`labels_for`), None for an unconditional model.
+        """
         batch, steps, _ = inputs.shape
+        class_vector = self._class_vector(labels)
         if self._config["core"] == "spatial":
             c = self._config
-            return self.core(inputs.reshape(batch, c["height"], c["width"], c["channels"]))
+            return self.core(inputs.reshape(batch, c["height"], c["width"], c["channels"]), class_vector)
         embedded = self.input_drop(self._encode(inputs))
         sequence = torch.cat([self.start.expand(batch, 1, -1), embedded[:, :-1]], dim=1)  # shift right
         sequence = self._with_view(sequence, views)
+        if class_vector is not None:
+            sequence = sequence + class_vector.unsqueeze(1)
         if self._config["mode"] == "many-to-many":
             outputs, _ = self._run_rnn(sequence)
         else:
@@ -171,25 +240,28 @@ class PixelRNN(nn.Module, CheckpointMethods, **MIXIN_KEYWORDS):
         return torch.func.functional_call(self.rnn, weights, (sequence,))
 
     # -- one token at a time, with carried state --------------------------------------------------
-    def context_step(self, previous: torch.Tensor | None, state=None, batch_size: int = 1, fast: bool = False):
+    def context_step(self, previous: torch.Tensor | None, state=None, batch_size: int = 1, fast: bool = False, labels=None):
         """Context for the next token, given the token just produced (None at the start of an image).
 
         Many-to-many carries the RNN state: an image costs T RNN steps. Many-to-one re-reads its window of
         the last `window` tokens for every token: T x window steps. Returns (context (B, hidden), state).
         `fast` (many-to-many, eval mode): the RNN step's matrix products in bfloat16, the rest in the model's
-        precision (see `rnn_steps.fast_rnn_step`); it changes nothing elsewhere.
+        precision (see `rnn_steps.fast_rnn_step`); it changes nothing elsewhere. `labels` (B,): as in `contexts`.
         """
+        class_vector = self._class_vector(labels)
         if self._config["core"] == "spatial":
             row_above = None
             if previous is not None:
                 c = self._config
                 row_above = distributions.normalize(previous, c["values"]).reshape(-1, c["width"], c["channels"])
-            return self.core.step(row_above, state, batch_size)
+            return self.core.step(row_above, state, batch_size, class_vector)
         if previous is None:
             step_input = self.start.expand(batch_size, 1, -1)
         else:
             step_input = self._encode(distributions.normalize(previous, self._config["values"]).unsqueeze(1))
         step_input = self._with_view(step_input, None)
+        if class_vector is not None:
+            step_input = step_input + class_vector.unsqueeze(1)
         many_to_many = self._config["mode"] == "many-to-many"
         fused_lstm = isinstance(self.rnn, nn.LSTM) and not self.training and step_input.device.type == "cpu"
         if many_to_many and fast and not self.training:
@@ -222,6 +294,16 @@ class PixelRNN(nn.Module, CheckpointMethods, **MIXIN_KEYWORDS):
         return self.head.sample(context, c["values"], float(temperature), noise)
 
     # -- pieces -------------------------------------------------------------------------------------
+    def _class_vector(self, labels):
+        """The class vectors (B, hidden) of checked labels; None for an unconditional model."""
+        if self.class_vectors is None:
+            if labels is not None:
+                raise PixelRNNError("this model has no classes (classes=0): labels are for class-conditional models")
+            return None
+        if labels is None:
+            raise PixelRNNError("this model is class-conditional: pass labels")
+        return self.class_vectors(labels)
+
     def _with_view(self, sequence, views):
         """The RNN's input (B, T, hidden) told which view it reads: `views` (B,), or None for view 0."""
         if self.views is None:

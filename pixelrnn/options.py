@@ -23,6 +23,7 @@ MAX_PARAMETERS = 2**28  # a model above this (1 GiB in float32) is refused; the 
 MAX_HEAD_LAYERS = 8
 MAX_VIEW_SHIFT = 4
 MAX_KERNEL = 15
+MAX_CLASSES, MAX_CLASS_NAME = 1000, 64
 
 
 def _options(
@@ -50,6 +51,8 @@ def _options(
     view_shift: int = 0,
     core: str = "vector",
     kernel_size: int = 3,
+    classes: int = 0,
+    class_names: list = [],  # noqa: B006 - never mutated; a list, as config.json holds it
 ):
     """PixelRNN's keywords, in the order config.json and `--help` list them."""
 
@@ -61,6 +64,7 @@ RANGES = {
     "height": (1, MAX_SIDE), "width": (1, MAX_SIDE), "hidden_size": (1, MAX_HIDDEN), "num_layers": (1, MAX_LAYERS),
     "window": (1, MAX_WINDOW), "head_size": (1, MAX_HIDDEN), "head_layers": (1, MAX_HEAD_LAYERS),
     "mixtures": (1, MAX_MIXTURES), "view_shift": (0, MAX_VIEW_SHIFT), "kernel_size": (1, MAX_KERNEL),
+    "classes": (0, MAX_CLASSES),
 }  # fmt: skip
 CHOICES = {"channels": (1, 3), "values": tuple(distributions.LEVELS), "cell": CELLS, "mode": MODES,
            "row_head": ROW_HEADS, "step": STEPS, "core": CORES}  # fmt: skip
@@ -90,6 +94,8 @@ HELP = {  # one line per option: the CLI's --help and the app's hints
     "view_shift": "also train on copies shifted by up to this many pixels, the model told which (distribution augmentation); 0: off",
     "core": "vector: one hidden vector per row; spatial: a state per column, convolutions along the row (Row LSTM; needs --no-batch-norm)",
     "kernel_size": "core spatial: the width of its convolutions along a row (odd)",
+    "classes": "class-conditional: the number of classes (0: an unconditional model); set by train --labels from the data",
+    "class_names": "the name of each class (empty: '0', '1', ...); set by train --labels from the data",
 }
 
 
@@ -118,6 +124,8 @@ def validate_config(config: dict, max_parameters: int | None = None) -> None:
                 problems.append(f"{name} must be a whole number, got {_shown(value)}")
             elif not low <= value <= high:
                 problems.append(f"{name} must be between {low} and {high}, got {_shown(value)}")
+        elif option.annotation is list:  # class_names
+            problems += _class_name_problems(config)
         elif option.annotation is float:  # a probability: dropout
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 problems.append(f"{name} must be a number in [0, 1), got {_shown(value)}")
@@ -159,11 +167,31 @@ def _spatial_problems(config: dict) -> list:
     return problems
 
 
+def _class_name_problems(config: dict) -> list:
+    names, classes = config["class_names"], config["classes"]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+        return [f"class_names must be a list of names, got {_shown(names)}"]
+    problems = []
+    if names and isinstance(classes, int) and len(names) != classes:
+        problems.append(f"class_names has {len(names)} names for {_shown(classes)} classes")
+    if any(not name.strip() or len(name) > MAX_CLASS_NAME or not name.isprintable() for name in names):
+        problems.append(f"each class name must be printable text of 1 to {MAX_CLASS_NAME} characters")
+    if len(set(names)) != len(names):
+        problems.append("class_names must be distinct")
+    return problems
+
+
+def class_names(config: dict) -> list:
+    """The name of each class of a class-conditional model: config's, or '0', '1', ... when it names none."""
+    return list(config["class_names"]) or [str(i) for i in range(config["classes"])]
+
+
 def parameter_count(config: dict) -> int:
     """How many parameters PixelRNN(**config) has, from a valid config alone: nothing is built or allocated."""
     c = {**DEFAULTS, **config}
+    classes = c["classes"] * c["hidden_size"]  # a learned vector per class
     if c["core"] == "spatial":
-        return spatial.parameter_count(c, distributions.params_per_value(c["values"], c["mixtures"]))
+        return classes + spatial.parameter_count(c, distributions.params_per_value(c["values"], c["mixtures"]))
     hidden, directions = c["hidden_size"], 2 if c["bidirectional"] else 1
     values_per_token = token_size(c)  # D
     outputs = values_per_token * distributions.params_per_value(c["values"], c["mixtures"])  # D * K
@@ -181,7 +209,7 @@ def parameter_count(config: dict) -> int:
     else:
         head = (hidden + 1) * outputs
     views = view_count(c["view_shift"]) * hidden if c["view_shift"] else 0
-    return hidden + encoder + rnn + decoder + head + views  # hidden: the start token
+    return hidden + encoder + rnn + decoder + head + views + classes  # hidden: the start token
 
 
 def _shown(value) -> str:
@@ -201,6 +229,8 @@ def describe(config: dict) -> str:
     """The model in a few words, as cards and the app name it: its core, cell, sizes and row head."""
     c = {**DEFAULTS, **config}
     layers = f" x {c['num_layers']} layers" if c["num_layers"] > 1 else ""
+    if c["classes"]:
+        return f"{describe({**c, 'classes': 0})}, conditioned on {c['classes']} classes"
     if c["core"] == "spatial":
         return (f"spatial {c['cell'].upper()} {c['hidden_size']} per column{layers}, kernel {c['kernel_size']}, "
                 f"causal row head {c['head_size']} x {c['head_layers']}")  # fmt: skip

@@ -158,14 +158,14 @@ class RunFolder:
         state.best_valid_nll = valid["nll_nats"]
         state.best_metrics = {
             "valid_nll_nats": round(valid["nll_nats"], 3), "valid_bits_per_dim": round(valid["bits_per_dim"], 5),
-            "epoch": state.epoch, "step": state.step,
+            "epoch": state.epoch, "step": state.step, **_conditional(valid, "valid"),
         }  # fmt: skip
         checkpoint.save(self.scored, self.out, metrics=state.best_metrics, data=self.data_name, command=self.config.command or None)
 
     def save_test(self, best, test: dict, state: "RunState") -> None:
         """Put the best checkpoint's test figures in its card and the log."""
         metrics = {**(state.best_metrics or {}), "test_nll_nats": round(test["nll_nats"], 3),
-                   "test_bits_per_dim": round(test["bits_per_dim"], 5)}  # fmt: skip
+                   "test_bits_per_dim": round(test["bits_per_dim"], 5), **_conditional(test, "test")}  # fmt: skip
         checkpoint.save(best, self.out, metrics=metrics, data=self.data_name, command=self.config.command or None)
         self.log({"kind": "test", **test})
 
@@ -304,3 +304,12 @@ def _parse_metrics(lines) -> list:
         except ValueError:  # a line torn by a killed run
             continue
     return [record for record in records if isinstance(record, dict)]
+
+
+def _conditional(figures: dict, split: str) -> dict:
+    """A class-conditional model's figures given the true class (its nll_nats is the marginal), for the card."""
+    if "conditional_nll_nats" not in figures:
+        return {}
+    return {f"{split}_conditional_nll_nats": round(figures["conditional_nll_nats"], 3),
+            f"{split}_conditional_bits_per_dim": round(figures["conditional_bits_per_dim"], 5),
+            f"{split}_class_accuracy": round(figures["class_accuracy"], 4)}  # fmt: skip

@@ -25,7 +25,8 @@ class Step:
     `row_loss` is the sampling loss of this row: the cross-entropy (nats per value) of the distributions
     the model predicted, scored against the original values; `loss` is the same over all rows so far,
     `row_losses` the curve, `losses` the sampling loss of each image of the batch so far, `error_rate` the fraction of values shown so far that differ from the original,
-    and `nll` / `bits_per_dim` score the whole original under the model (teacher-forced, exact).
+    and `nll` / `bits_per_dim` score the whole original under the model (teacher-forced, exact; given its
+    class for a class-conditional model).
     """
 
     row: int
@@ -38,14 +39,19 @@ class Step:
     error_rate: float | None = None
     nll: float | None = None
     bits_per_dim: float | None = None
+    labels: list | None = None  # a class-conditional model's class index of each image; None otherwise
 
     @property
     def done(self) -> bool:
         return self.row == self.height - 1
 
 
-def generate(model, n: int = 16, temperature: float = 1.0, seed: int | None = None, greedy: bool = False, fast: bool = False):
+def generate(model, n: int = 16, temperature: float = 1.0, seed: int | None = None, greedy: bool = False, fast: bool = False,
+             labels=None):  # fmt: skip
     """Draw `n` images from nothing, yielding one Step per row.
+
+    `labels` (class-conditional models): one class index for all, or one per image; None draws each image's
+    class from the model's p(class) (with the seed).
 
     `fast=True` runs the RNN step's matrix products in bfloat16 (many-to-many models): on a CPU with bfloat16
     instructions, draws 1.48x faster (the shipped binarized-mnist, `bench/sampling.py --only-fast`), from a
@@ -53,13 +59,19 @@ def generate(model, n: int = 16, temperature: float = 1.0, seed: int | None = No
     may then draw a few values differently.
     """
     n = _check_count(n)
-    return _run(model, None, n, keep_rows=0, teacher=False, temperature=temperature, seed=seed, greedy=greedy, fast=fast)
+    labels = model.labels_for(labels, n) if labels is not None else None
+    return _run(model, None, n, keep_rows=0, teacher=False, temperature=temperature, seed=seed, greedy=greedy, fast=fast,
+                labels=labels)  # fmt: skip
 
 
 def complete(model, image, keep_rows: int, temperature: float = 1.0, seed: int | None = None, greedy: bool = False, n: int = 1,
-             fast: bool = False):  # fmt: skip
+             fast: bool = False, labels=None):  # fmt: skip
     """Keep the first `keep_rows` rows of `image` and draw the rest: `n` completions side by side of one
-    image, or one completion of each image of a batch (B, C, H, W). `fast`: as in `generate`."""
+    image, or one completion of each image of a batch (B, C, H, W). `fast`: as in `generate`.
+
+    `labels` (class-conditional models): as in `generate`; None draws each completion's class from its
+    posterior p(class | the kept rows), so the completion goes on as what the kept rows look like.
+    """
     original = _original(model, image)
     height = model.config["height"]
     if isinstance(keep_rows, bool) or not isinstance(keep_rows, int) or not 0 <= keep_rows <= height:
@@ -67,13 +79,19 @@ def complete(model, image, keep_rows: int, temperature: float = 1.0, seed: int |
     n = _check_count(n)
     if n > 1 and len(original) > 1:
         raise PixelRNNError(f"n={n} completions are for one image; a batch of {len(original)} images gets one completion each")
-    return _run(model, original, max(n, len(original)), keep_rows, False, temperature, seed, greedy, fast)
+    batch = max(n, len(original))
+    labels = model.labels_for(labels, batch) if labels is not None else None
+    return _run(model, original, batch, keep_rows, False, temperature, seed, greedy, fast, labels)
 
 
-def reconstruct(model, image):
-    """Teacher-forced restore: each value's most likely level given the true values before it."""
+def reconstruct(model, image, labels=None):
+    """Teacher-forced restore: each value's most likely level given the true values before it.
+
+    `labels` (class-conditional models): one class, or one per image; None takes each image's most likely class.
+    """
     original = _original(model, image)
-    return _run(model, original, original.shape[0], keep_rows=0, teacher=True, temperature=1.0, seed=None, greedy=True)
+    labels = model.labels_for(labels, len(original)) if labels is not None else None
+    return _run(model, original, original.shape[0], keep_rows=0, teacher=True, temperature=1.0, seed=None, greedy=True, labels=labels)
 
 
 def last(steps, max_seconds: float = float("inf")):
@@ -91,15 +109,15 @@ def last(steps, max_seconds: float = float("inf")):
     return step
 
 
-def _run(model, original, batch, keep_rows, teacher, temperature, seed, greedy, fast=False):
+def _run(model, original, batch, keep_rows, teacher, temperature, seed, greedy, fast=False, labels=None):
     # `_loop` is a generator: nothing in it runs before the first `next()`, so a check there would fail late,
     # wherever the steps are consumed (a UI thread, mid-stream). Checked here, a bad argument fails the call.
     if not greedy and not (isinstance(temperature, (int, float)) and 0.01 <= temperature <= 100):
         raise PixelRNNError(f"temperature must be between 0.01 and 100, got {temperature!r}")
-    return _loop(model, original, batch, keep_rows, teacher, float(temperature), _check_seed(seed), greedy, bool(fast))
+    return _loop(model, original, batch, keep_rows, teacher, float(temperature), _check_seed(seed), greedy, bool(fast), labels)
 
 
-def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy, fast):
+def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy, fast, labels):
     config, device = model.config, model.device
     values = config["values"]
     generator = None
@@ -113,7 +131,11 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy,
             true_tokens, scorer = None, None
             if original is not None:
                 original = original.to(device)
-                nll = -model.log_prob(original).sum(dim=(1, 2, 3)).mean().item()  # nats per image
+            if model.config["classes"] and labels is None:
+                labels = _chosen_labels(model, original, batch, keep_rows, teacher, generator)
+            if original is not None:
+                scored = original.expand(batch, -1, -1, -1) if labels is not None else original
+                nll = -model.log_prob(scored, labels).sum(dim=(1, 2, 3)).mean().item()  # nats per image
                 scorer = _Scorer(nll, bits_per_dim(nll, original[0].numel()), batch, device)
                 true_tokens = model.to_tokens(original.expand(batch, -1, -1, -1))
             tokens = torch.zeros(batch, model.num_tokens, model.token_size, device=device)
@@ -121,7 +143,7 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy,
         state, previous = None, None
         for t in range(model.num_tokens):
             with torch.inference_mode():
-                context, state = model.context_step(previous, state, batch_size=batch, fast=fast)
+                context, state = model.context_step(previous, state, batch_size=batch, fast=fast, labels=labels)
                 if teacher or t < keep_tokens:
                     params = model.token_params(context, true_tokens[:, t])
                     fed = true_tokens[:, t]
@@ -136,7 +158,22 @@ def _loop(model, original, batch, keep_rows, teacher, temperature, seed, greedy,
             if (t + 1) % model.tokens_per_row:
                 continue
             scores = scorer.end_row() if scorer is not None else {}
-            yield Step(row=t // model.tokens_per_row, image=model.to_image(tokens).clone(), height=config["height"], **scores)
+            yield Step(row=t // model.tokens_per_row, image=model.to_image(tokens).clone(), height=config["height"],
+                       labels=labels.tolist() if labels is not None else None, **scores)  # fmt: skip
+
+
+def _chosen_labels(model, original, batch, keep_rows, teacher, generator) -> torch.Tensor:
+    """The classes a class-conditional model draws with when none are given: from p(class) for `generate`,
+    from p(class | the kept rows) for `complete`, and the most likely class given the image for `reconstruct`."""
+    log_weights = model.class_log_prior.expand(batch, -1)
+    if original is not None and (teacher or keep_rows):
+        log_values = torch.stack([model.log_prob(original, labels=c) for c in range(model.config["classes"])], dim=1)  # (B', classes, C, H, W)
+        kept = log_values if teacher else log_values[..., :keep_rows, :]
+        log_weights = (model.class_log_prior + kept.sum(dim=(2, 3, 4))).expand(batch, -1)  # log p(class, kept values)
+    if teacher:
+        return log_weights.argmax(dim=1)
+    posterior = torch.softmax(log_weights.double(), dim=1)
+    return torch.multinomial(posterior, 1, generator=generator)[:, 0].to(model.device)
 
 
 class _Scorer:

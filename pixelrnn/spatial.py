@@ -140,21 +140,28 @@ class RowStateCore(nn.Module):
             x = block(x)
         return x
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Normalized image, channels last (B, H, W, C) -> contexts (B, H, W, hidden); row r's from rows 0..r-1."""
+    def forward(self, image: torch.Tensor, class_vector: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalized image, channels last (B, H, W, C) -> contexts (B, H, W, hidden); row r's from rows 0..r-1.
+
+        `class_vector` (B, hidden): a class-conditional model's class, added to every row's input.
+        """
         start = self.read_rows(image.new_zeros(image.shape[0], 1, *image.shape[2:]), real=False)
         u = torch.cat([start, self.read_rows(image[:, :-1])], dim=1)  # row r reads row r - 1
+        if class_vector is not None:
+            u = u + class_vector[:, None, None, :]
         for layer in self.layers:
             u = layer(self.drop(u))
         return u
 
-    def step(self, row_above: torch.Tensor | None, state, batch_size: int):
+    def step(self, row_above: torch.Tensor | None, state, batch_size: int, class_vector: torch.Tensor | None = None):
         """One row: the normalized row just produced (B, W, C), None at the start -> (context (B, W, hidden), state)."""
         if row_above is None:
             u = self.read_rows(self.embed.linear.weight.new_zeros(batch_size, self.width, self.channels), real=False)
             state = [None] * len(self.layers)
         else:
             u = self.read_rows(row_above)
+        if class_vector is not None:
+            u = u + class_vector[:, None, :]
         states = []
         for layer, layer_state in zip(self.layers, state):
             hidden, layer_state = layer.step(layer.input_to_state(u), layer_state)

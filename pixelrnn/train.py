@@ -66,6 +66,8 @@ class TrainConfig:
     init: str = _setting("", "start from the weights of this checkpoint (a folder or Hub repo id) with the same model options: "
                              "a new optimizer and schedule (fine-tuning); recorded in train.json and the card's command")
     overwrite: bool = _setting(False, "start over in --out although it holds a pixelrnn run (deletes that run's checkpoint, last/ and metrics)")
+    labels: bool = _setting(False, "train a class-conditional model on the data's labels (the number of classes and their names come "
+                                   "from the data: mnist, cifar10, digits, a folder of class subfolders, a Hub data set with a class label)")
     test: bool = _setting(False, "score the best checkpoint on the test split once, at the end, and put it in the model card")
     command: str = _setting("", "the command line that reproduces this run, for the model card", flag=False)
 
@@ -104,7 +106,7 @@ class TrainConfig:
             problems.append("epochs and max_steps are both 0: there is nothing to train")
         if self.augment not in AUGMENTS:
             problems.append(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
-        for name in ("compile", "resume", "overwrite", "test"):
+        for name in ("compile", "resume", "overwrite", "labels", "test"):
             if not isinstance(getattr(self, name), bool):
                 problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.resume is True and self.overwrite is True:
@@ -143,13 +145,19 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
+    if splits is None:
+        splits = load_splits(config.data, PixelRNN.check_config(model_config), folder=config.data_dir, copies=config.copies,
+                             augment=config.augment, seed=config.seed, labels=config.labels)  # fmt: skip
+    model_config = _with_classes(model_config, splits, config)
     model = PixelRNN(**model_config).to(device)
     if config.init and not config.resume:  # on --resume the weights come from last/
         _start_from(model, config.init)
-    if splits is None:
-        splits = load_splits(config.data, model.config, folder=config.data_dir, copies=config.copies, augment=config.augment, seed=config.seed)
+    if config.labels and not config.resume:
+        model.set_class_counts(splits.class_counts())
+    train_labels, valid_labels = (splits.train_labels, splits.valid_labels) if config.labels else (None, None)
     train_images = splits.train
     valid_images = splits.valid[: config.max_valid] if config.max_valid else splits.valid
+    valid_labels = valid_labels[: len(valid_images)] if valid_labels is not None else None
     if not len(train_images) or not len(valid_images):
         raise PixelRNNError(f"the data source {config.data!r} has no {'training' if not len(train_images) else 'validation'} images: "
                             "train on another source")  # fmt: skip
@@ -188,7 +196,7 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
     lr, reported = _learning_rate(config, state.step, total_steps), math.nan
 
     def score(record: dict) -> dict | None:
-        return writes(_score_and_keep, folder, state, valid_images, record, show_scoring)
+        return writes(_score_and_keep, folder, state, valid_images, valid_labels, record, show_scoring)
 
     model.train()
     try:
@@ -201,11 +209,12 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
                     group["lr"] = lr
                 chosen = order[index * batch_size : (index + 1) * batch_size][rank * per_rank : (rank + 1) * per_rank]
                 x = train_images[chosen].to(device, non_blocking=True)
+                labels = train_labels[chosen].to(device) if train_labels is not None else None
                 views = draw_views(view_shift, len(x), config.seed, state.step, device)
                 if views is not None:
                     x = shifted_views(x, views, view_shift)
                 with autocast:
-                    params = network(x, views)
+                    params = network(x, views, labels)
                 nll = -distributions.log_prob(params.float(), model.to_tokens(x), values).sum(dim=(1, 2))  # (B,)
                 loss = nll.mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -259,9 +268,25 @@ def run(config: TrainConfig, model_config: dict, splits=None, show_scoring: bool
                            valid=valid, best_valid_nll=state.best_valid_nll)  # fmt: skip
         folder.writing(folder.plot)  # also for a run that ended inside its first epoch
         if config.test and splits.test is not None:
-            folder.writing(_report_test, folder, state, splits.test, show_scoring)
+            folder.writing(_report_test, folder, state, splits.test, splits.test_labels if config.labels else None, show_scoring)
     if world > 1:
         dist.barrier()
+
+
+def _with_classes(model_config: dict, splits, config: TrainConfig) -> dict:
+    """The model options with the data's classes (train --labels), or a clear error where they do not fit."""
+    classes = model_config.get("classes", 0)
+    if not config.labels:
+        if classes:
+            raise PixelRNNError(f"a class-conditional model (classes={classes}) trains on labels: add --labels")
+        return model_config
+    names = list(splits.class_names)
+    if classes and classes != len(names):
+        raise PixelRNNError(f"the data has {len(names)} classes and the model options say classes={classes}: leave --classes out")
+    given = list(model_config.get("class_names") or [])
+    if given and len(given) != len(names):
+        raise PixelRNNError(f"--class-names gives {len(given)} names for the data's {len(names)} classes")
+    return {**model_config, "classes": len(names), "class_names": given or names}
 
 
 def _start_from(model: PixelRNN, source: str) -> None:
@@ -274,14 +299,14 @@ def _start_from(model: PixelRNN, source: str) -> None:
     model.load_state_dict(pretrained.state_dict())
 
 
-def _score_and_keep(folder: RunFolder, state: RunState, valid_images, record: dict, show_scoring: bool) -> dict:
+def _score_and_keep(folder: RunFolder, state: RunState, valid_images, valid_labels, record: dict, show_scoring: bool) -> dict:
     """Score the model on the validation images; keep it if it is the best so far; log, plot and save last/.
 
     The one evaluation of a run: at the end of every epoch, every `eval_every` steps and at the end of a run
     that `max_steps` stopped before any.
     """
     # The NLL alone: the greedy reconstruction errors would cost 8-bit models more than the NLL does.
-    valid = evaluate(folder.scored, valid_images, folder.config.eval_batch_size, error_images=0, progress=show_scoring)
+    valid = evaluate(folder.scored, valid_images, folder.config.eval_batch_size, error_images=0, progress=show_scoring, labels=valid_labels)
     if valid["nll_nats"] < state.best_valid_nll:
         folder.save_best(state, valid)
     folder.log({**record, "valid_nll": valid["nll_nats"], "valid_bits_per_dim": valid["bits_per_dim"]})
@@ -290,10 +315,10 @@ def _score_and_keep(folder: RunFolder, state: RunState, valid_images, record: di
     return valid
 
 
-def _report_test(folder: RunFolder, state: RunState, test_images, show_scoring: bool) -> dict:
+def _report_test(folder: RunFolder, state: RunState, test_images, test_labels, show_scoring: bool) -> dict:
     """Score the best checkpoint on the test split, once, and put the figures in its card."""
     best = PixelRNN.from_pretrained(folder.out)
-    test = evaluate(best, test_images, folder.config.eval_batch_size, progress=show_scoring)
+    test = evaluate(best, test_images, folder.config.eval_batch_size, progress=show_scoring, labels=test_labels)
     folder.save_test(best, test, state)
     return test
 

@@ -283,7 +283,7 @@ def test_every_option_has_a_rule_a_default_and_a_help_line():
     assert list(model.HELP) == list(model.OPTIONS)
     for name, option in model.OPTIONS.items():
         assert option.default is not inspect.Parameter.empty, name
-        assert name in model.RANGES or name in model.CHOICES or option.annotation in (bool, float), name
+        assert name in model.RANGES or name in model.CHOICES or option.annotation in (bool, float, list), name
     model.validate_config(dict(model.DEFAULTS))
     assert "unknown option(s) 'colour'" in error_of(lambda: model.validate_config({**model.DEFAULTS, "colour": 1}))
     assert "missing option(s) height" in error_of(lambda: model.validate_config({k: v for k, v in model.DEFAULTS.items() if k != "height"}))
