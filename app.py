@@ -17,7 +17,7 @@ import torch  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 import pixelrnn  # noqa: E402
-from app_support import fairness, labels, limits, models, pictures, scratch, training, uploads  # noqa: E402
+from app_support import classes, fairness, labels, limits, models, pictures, scratch, training, uploads  # noqa: E402
 from app_support.errors import friendly_errors, gpu  # noqa: E402
 from app_support.hubcache import HubCache  # noqa: E402
 from app_support.labels import COMPLETE, RESTORE  # noqa: E402
@@ -55,7 +55,7 @@ class UploadedImage(gr.Image):
 
 # -- handlers -----------------------------------------------------------------------------------------
 def model_updates(model_key):
-    """What changes with the model in use: its description, the rows sliders, its samples, the canvas."""
+    """What changes with the model in use: its description, the rows sliders, its samples, the canvas, the class pickers."""
     model, metrics = MODELS.load(model_key)
     height, width = model.config["height"], model.config["width"]
     return (
@@ -64,6 +64,7 @@ def model_updates(model_key):
         MODELS.samples(model_key, limits.REQUEST_SECONDS),  # model work: the request's time limit applies
         gr.update(canvas_size=pictures.canvas_size(width, height), value=pictures.blank_canvas(width, height)),
         gr.update(maximum=height, value=height // 2),
+        *classes.updates(model),
     )
 
 
@@ -86,7 +87,7 @@ def page_load(model_key, session_models, request: gr.Request):
             notice = f"\n\n**The linked model could not be loaded:** {plain(error, 600)}"
     model_key = model_key or models.default_key()
     if not model_key:
-        empty = (gr.update(), None, gr.update(), gr.update())
+        empty = (gr.update(), None, gr.update(), gr.update(), *classes.updates(None))
         return "", _model_list(session_models, None), f"**{models.no_checkpoint_message()}**", *empty, session_models
     info, *updates = model_updates(model_key)
     return model_key, _model_list(session_models, model_key), info + notice, *updates, session_models
@@ -122,24 +123,25 @@ def preview(image, invert, model_key):
     return pixelrnn.to_pil(_as_seen(image, invert, model), model)
 
 
-def _draws(model, original, how, keep_rows, sampling, temperature, seed):
-    """Teacher-forced restoration, or a completion of the first `keep_rows` rows: the library's steps."""
+def _draws(model, original, how, keep_rows, sampling, temperature, seed, labels=None):
+    """Teacher-forced restoration, or a completion of the first `keep_rows` rows (as class `labels`): the library's steps."""
     if how != COMPLETE:
-        return pixelrnn.reconstruct(model, original)
-    return pixelrnn.complete(model, original, keep_rows=int(keep_rows), temperature=float(temperature), n=1,
+        return pixelrnn.reconstruct(model, original, labels=labels)
+    return pixelrnn.complete(model, original, keep_rows=int(keep_rows), temperature=float(temperature), n=1, labels=labels,
                              seed=None if seed is None else int(seed), greedy=sampling == "greedy", fast=FAST_SAMPLING)  # fmt: skip
 
 
 @gpu()
 @friendly_errors
-def restore_or_complete(image, invert, how, keep_rows, sampling, temperature, seed, model_key):
+def restore_or_complete(image, invert, how, keep_rows, sampling, temperature, seed, class_name, model_key):
     model = MODELS.get(model_key)
+    asked = classes.chosen(class_name, model)
     original = _as_seen(image, invert, model)
     # The image as the model sees it is already on the page (the preview), and a curve of one row says nothing.
     # The error map and the curve read the whole result: they follow at the curve's pace, with the last row
     # (the first frame clears the previous request's map).
     stream = Stream()
-    for index, step in enumerate(stream.paced(_draws(model, original, how, keep_rows, sampling, temperature, seed))):
+    for index, step in enumerate(stream.paced(_draws(model, original, how, keep_rows, sampling, temperature, seed, asked))):
         plot, error_map = gr.skip(), None if index == 0 else gr.skip()
         if stream.plot_due(last=step.done):
             plot = pictures.row_loss_frame(step.row_losses)
@@ -150,19 +152,22 @@ def restore_or_complete(image, invert, how, keep_rows, sampling, temperature, se
 
 @gpu()
 @friendly_errors
-def complete_drawing(drawing, keep_rows, completions, temperature, seed, model_key):
-    """Keep the rows drawn (or left after erasing) and draw the rest several ways, side by side."""
+def complete_drawing(drawing, keep_rows, completions, temperature, seed, class_name, model_key):
+    """Keep the rows drawn (or left after erasing) and draw the rest several ways (or as each class), side by side."""
     model = MODELS.get(model_key)
+    asked = classes.chosen(class_name, model, each=True)
+    completions = len(asked) if isinstance(asked, list) else int(completions)
     composite = (drawing or {}).get("composite") if isinstance(drawing, dict) else drawing
     if composite is None:
         raise pixelrnn.PixelRNNError("draw something first (or upload an image and erase its lower part)")
     original = pixelrnn.load_image(composite, model, invert="auto" if model.config["channels"] == 1 else False)
     stream = Stream()
-    steps = pixelrnn.complete(model, original, keep_rows=int(keep_rows), n=int(completions), temperature=float(temperature),
-                              seed=None if seed is None else int(seed), fast=FAST_SAMPLING)  # fmt: skip
-    for step in stream.paced(steps):
+    steps = pixelrnn.complete(model, original, keep_rows=int(keep_rows), n=completions, temperature=float(temperature),
+                              seed=None if seed is None else int(seed), fast=FAST_SAMPLING, labels=asked)  # fmt: skip
+    for index, step in enumerate(stream.paced(steps)):
         losses = step.losses if getattr(step, "losses", None) else [step.loss]
-        yield stream.picture(step.image, model), [[index + 1, round(loss, 4)] for index, loss in enumerate(losses)]
+        said = classes.said(step.labels, model, asked) if index == 0 else gr.skip()  # the classes are drawn first
+        yield stream.picture(step.image, model), classes.completion_table(losses, step.labels, model), said
 
 
 @friendly_errors
@@ -201,12 +206,14 @@ def compare(image, invert, how, keep_rows, seed, first_key, second_key):
 
 @gpu()
 @friendly_errors
-def generate(n, temperature, seed, random_seed, model_key):
+def generate(n, temperature, seed, random_seed, class_name, model_key):
     model = MODELS.get(model_key)
+    asked = classes.chosen(class_name, model)
     seed = secrets.randbelow(2**31) if random_seed or seed is None else int(seed)
     stream = Stream()
-    for step in stream.paced(pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed, fast=FAST_SAMPLING)):
-        yield stream.picture(step.image, model), seed
+    steps = pixelrnn.generate(model, n=int(n), temperature=float(temperature), seed=seed, fast=FAST_SAMPLING, labels=asked)
+    for index, step in enumerate(stream.paced(steps)):
+        yield stream.picture(step.image, model), seed, classes.said(step.labels, model, asked) if index == 0 else gr.skip()
 
 
 @gpu(duration=TRAIN_SECONDS + 60)
@@ -220,12 +227,10 @@ def train(files, data, steps, session_models, request: gr.Request, **settings):
             continue
         model_key = MODELS.add_trained(update.run_id, update.checkpoint)
         session_models = models.with_session_model(session_models, model_key, replacing="trained")
-        info, rows, samples, canvas, draw_rows = model_updates(model_key)
         yield {
             loss_plot: pictures.loss_frame(update.history), train_status: update.status, model_key_state: model_key,
-            model_list: _model_list(session_models, model_key), model_info: info, session_models_state: session_models,
-            keep_rows: rows, card_samples: samples, drawing: canvas, draw_keep_rows: draw_rows,
-            download: str(RUNS.download(request.session_hash)),
+            model_list: _model_list(session_models, model_key), session_models_state: session_models,
+            download: str(RUNS.download(request.session_hash)), **dict(zip(model_outputs, model_updates(model_key))),
         }  # fmt: skip
 
 
@@ -287,6 +292,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                     how = gr.Radio([RESTORE, COMPLETE], value=RESTORE, label="How")
                     keep_rows = gr.Slider(0, 28, value=14, step=1, label="keep the first rows (completion)", elem_id="keep-rows")
                     sampling = gr.Radio(["greedy", "sample"], value="sample", label="completion draws")
+                    restore_class = classes.picker("class", "restore-class", info=f"{classes.ANY}: the likeliest class given the image (restore), "
+                                                                                 "or one drawn given the rows kept (complete)")  # fmt: skip
                     with gr.Row():
                         temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
                         seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
@@ -316,9 +323,11 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                         completions = gr.Slider(4, limits.MAX_COMPLETIONS, value=9, step=1, label="completions", elem_id="completions")
                         draw_temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
                         draw_seed = gr.Number(0, precision=0, label="seed", elem_id="draw-seed")
+                    draw_class = classes.picker("class", "draw-class")
                     draw_button = gr.Button("Complete", variant="primary", elem_id="draw-button")
                 with gr.Column(scale=2):
                     completion_grid = gr.Image(label="completions", format="png", type="pil", height=380, elem_classes="pixels", elem_id="completion-grid")
+                    draw_caption = classes.caption("classes, by rows of the grid", "draw-caption")
                     completion_losses = gr.Dataframe(headers=["completion", "sampling loss (nats per value)"], interactive=False, elem_id="completion-losses")
 
         with gr.Tab("Compare", id="compare"):
@@ -349,10 +358,13 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
                 generate_temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
                 generate_seed = gr.Number(0, precision=0, label="seed", elem_id="generate-seed")
                 random_seed = gr.Checkbox(False, label="random seed")
+                generate_class = classes.picker("class", "generate-class", info=f"{classes.ANY}: each image's class drawn by the model")
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             with gr.Row():
                 grid = gr.Image(label="samples", format="png", type="pil", height=420, elem_classes="pixels", elem_id="samples", scale=3)
-                seed_used = gr.Number(None, label="seed used", precision=0, interactive=False, scale=1, elem_id="seed-used")
+                with gr.Column(scale=1):
+                    seed_used = gr.Number(None, label="seed used", precision=0, interactive=False, elem_id="seed-used")
+                    generate_caption = classes.caption("classes drawn, by rows of the grid", "generate-caption")
 
         with gr.Tab("Train", id="train"):
             with gr.Row():
@@ -392,7 +404,8 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
 
     # -- wiring -------------------------------------------------------------------------------------------
     sampling_events = dict(concurrency_id="sampling", concurrency_limit=CONCURRENCY)
-    model_outputs = [model_info, keep_rows, card_samples, drawing, draw_keep_rows]
+    model_outputs = [model_info, keep_rows, card_samples, drawing, draw_keep_rows, restore_class, draw_class, generate_class,
+                     draw_caption, generate_caption]  # the order of model_updates and classes.updates
     # Every event that loads a model or draws with one (the model line's samples too) shares the sampling slots.
     refresh_preview = dict(fn=preview, inputs=[image, invert, model_key_state], outputs=model_view, api_visibility="private", **sampling_events)
     demo.load(page_load, [model_key_state, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state],
@@ -402,11 +415,11 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
     hub_button.click(load_from_hub, [hub_repo, hub_revision, session_models_state], [model_key_state, model_list, *model_outputs, session_models_state],
                      api_name="load_from_hub", **sampling_events).success(**refresh_preview)  # fmt: skip
     reconstruct_button.click(
-        restore_or_complete, [image, invert, how, keep_rows, sampling, temperature, seed, model_key_state],
+        restore_or_complete, [image, invert, how, keep_rows, sampling, temperature, seed, restore_class, model_key_state],
         [result, errors, sampling_loss, nll, bits, error_rate, row_plot], api_name="reconstruct", **sampling_events,
     )  # fmt: skip
-    draw_button.click(complete_drawing, [drawing, draw_keep_rows, completions, draw_temperature, draw_seed, model_key_state],
-                      [completion_grid, completion_losses], api_name="complete_drawing", **sampling_events)  # fmt: skip
+    draw_button.click(complete_drawing, [drawing, draw_keep_rows, completions, draw_temperature, draw_seed, draw_class, model_key_state],
+                      [completion_grid, completion_losses, draw_caption], api_name="complete_drawing", **sampling_events)  # fmt: skip
     compare_button.click(
         compare, [compare_image, compare_invert, compare_how, compare_keep_rows, compare_seed, first_model, second_model],
         [first_result, second_result, first_loss, second_loss, compare_plot], api_name="compare", validator=compare_ready,
@@ -414,12 +427,13 @@ with gr.Blocks(title="pixelrnn", delete_cache=(900, 1800)) as demo:
     )  # fmt: skip
     gr.on([demo.load, first_model.change, second_model.change], compare_models, [first_model, second_model, compare_keep_rows],
           [compare_note, compare_keep_rows], api_visibility="private")  # fmt: skip
-    generate_button.click(generate, [samples, generate_temperature, generate_seed, random_seed, model_key_state], [grid, seed_used], api_name="generate", **sampling_events)
+    generate_button.click(generate, [samples, generate_temperature, generate_seed, random_seed, generate_class, model_key_state],
+                          [grid, seed_used, generate_caption], api_name="generate", **sampling_events)  # fmt: skip
     train_files.upload(lambda: "uploads", None, data, api_visibility="private")
     train_button.click(
         train, [train_files, data, steps, session_models_state],
         [loss_plot, train_status, model_key_state, model_list, model_info, session_models_state, download, keep_rows,
-         card_samples, drawing, draw_keep_rows],
+         card_samples, drawing, draw_keep_rows, *model_outputs[5:]],
         inputs_kwargs=dict(height=size, channels=channels, values=values, cell=cell, hidden_size=hidden_size, num_layers=num_layers,
                            bidirectional=bidirectional, mode=mode, window=window, batch_norm=batch_norm, row_head=row_head),
         api_name="train", concurrency_id="train", concurrency_limit=1,

@@ -50,6 +50,8 @@ def describe(model, key, metrics: dict | None = None) -> str:
         options.append(f"window {c['window']}" + (", bidirectional" if c["bidirectional"] else ""))
     if c["batch_norm"]:
         options.append("batch norm")
+    if c.get("classes"):
+        options.append(f"{c['classes']:,} classes")  # their names: the class pickers (classes.py)
     lines = [
         f"**{plain(key.label)}** on **{model.device.type}**: {c['height']}x{c['width']} {_color(c)}, {plain(c['values'])} values; "
         f"{plain(', '.join(options))}; {pixelrnn.count_parameters(model):,} parameters."

@@ -18,6 +18,7 @@ from conftest import free_port  # noqa: F401 - re-exported for test_app
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TINY = dict(hidden_size=16, head_size=16)
+CLASS_NAMES = ["a", "b", "<i>c</i>"]  # tiny-classes: the last as a stranger's Hub repo may name it, shown as text only
 
 
 def make_checkpoints(folder: Path) -> None:
@@ -29,6 +30,7 @@ def make_checkpoints(folder: Path) -> None:
     else:
         pixelrnn.PixelRNN(height=28, width=28, **TINY).save_pretrained(folder / "binarized-mnist")
     pixelrnn.PixelRNN(height=8, width=8, channels=3, values="8bit", mixtures=2, **TINY).save_pretrained(folder / "rgb-8bit")
+    pixelrnn.PixelRNN(height=8, width=8, classes=3, class_names=CLASS_NAMES, **TINY).save_pretrained(folder / "tiny-classes")
 
 
 @functools.cache

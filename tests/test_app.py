@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from app_harness import EXAMPLES, app_fast, ROOT, assert_same_picture, free_port, library_model, pixels, served
+from app_harness import CLASS_NAMES, EXAMPLES, app_fast, ROOT, assert_same_picture, free_port, library_model, pixels, served
 from conftest import png_bytes
 from app_support import pictures
 from app_support.labels import COMPLETE, RESTORE
@@ -266,7 +266,7 @@ def test_eight_clients_at_once_all_finish(app):
 # -- train ------------------------------------------------------------------------------------------------
 def test_training_streams_its_curve_and_the_model_is_used_downloaded(app, client, tmp_path):
     job = client.submit(**train_args([EXAMPLES / "digit-3.png"], "uploads", size=8, steps=15), api_name="/train")
-    curve, status, model_list, info, archive, keep_rows, samples, _, draw_keep_rows = job.result(timeout=120)
+    curve, status, model_list, info, archive, keep_rows, samples, _, draw_keep_rows, *class_pickers = job.result(timeout=120)
     assert status.startswith("Done") and "trained in this session" in info and "8x8 gray" in info
     assert [step for step, _, series in curve["data"] if series == "train"][-1] == 15
     assert keep_rows["maximum"] == draw_keep_rows["maximum"] == 8 and samples is not None
@@ -359,6 +359,80 @@ def test_compare_restores_one_image_with_two_models(app, client):
         assert_same_picture(picture, last.image, model)
         assert float(loss) == pytest.approx(last.loss, abs=1e-4)
         assert [row for row, _, model_name in curves["data"] if model_name == series] == list(range(model.config["height"]))
+
+
+# -- class-conditional models: the class pickers (app_support/classes.py) -------------------------------------
+def test_a_class_conditional_model_generates_the_class_picked(app, client):
+    client.predict("local:tiny-classes", api_name="/choose_model")
+    assert "batch norm\\, 3 classes;" in app[0].model_updates("local:tiny-classes")[0]  # the model line (Markdown-escaped)
+    model = library_model("tiny-classes")
+    picture, seed_used = client.predict(6, 1.0, 5, False, "b", api_name="/generate")  # the caption stays off the API
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=6, seed=5, labels=1)
+    assert_same_picture(picture, last.image, model)
+    assert seed_used == 5 and last.labels == [1] * 6
+    picture, _ = client.predict(6, 1.0, 5, False, api_name="/generate")  # no class sent: "any"
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=6, seed=5)
+    assert_same_picture(picture, last.image, model)
+
+
+def test_generate_with_any_says_each_images_class_as_plain_text(app):
+    frames = list(app[0].generate(5, 1.0, 2, False, "any", "local:tiny-classes"))  # what the page gets
+    model = library_model("tiny-classes")
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=5, seed=2)
+    names = [CLASS_NAMES[label] for label in last.labels]
+    assert frames[0][2] == f"row 1: {', '.join(names[:3])}\nrow 2: {', '.join(names[3:])}"
+    assert all(caption == {"__type__": "update"} for *_, caption in frames[1:])  # said once, with the first frame
+    first = next(app[0].generate(3, 1.0, 2, False, "<i>c</i>", "local:tiny-classes"))
+    assert first[2] == "All 3 drawn as <i>c</i>."  # a Textbox: the page shows these characters, never markup
+
+
+def test_draw_and_complete_as_each_class(app, client):
+    path = EXAMPLES / "digit-3.png"
+    drawing = {"background": None, "layers": [], "composite": handle_file(str(path))}
+    client.predict("local:tiny-classes", api_name="/choose_model")
+    grid, table = client.predict(drawing, 4, 9, 1.0, 3, "each class", api_name="/complete_drawing")  # not 9: one per class
+    model = library_model("tiny-classes")
+    original = pixelrnn.load_image(path, model, invert="auto")
+    *_, last = pixelrnn.complete(model, original, fast=app_fast(), keep_rows=4, n=3, seed=3, labels=[0, 1, 2])
+    assert_same_picture(grid, last.image, model)
+    assert table["headers"] == ["completion", "class", "sampling loss (nats per value)"]
+    assert [row[:2] for row in table["data"]] == [[1, "a"], [2, "b"], [3, "<i>c</i>"]]
+    np.testing.assert_allclose([row[2] for row in table["data"]], last.losses, atol=1e-4)
+    _, table = client.predict(drawing, 4, 4, 1.0, 3, "a", api_name="/complete_drawing")
+    assert [row[1] for row in table["data"]] == ["a"] * 4
+
+
+def test_reconstruct_restores_and_completes_as_the_class_picked(app, client):
+    client.predict("local:tiny-classes", api_name="/choose_model")
+    path = EXAMPLES / "digit-3.png"
+    result = client.predict(*reconstruct_args(path, COMPLETE, keep_rows=3, sampling="sample", seed=4), "b", api_name="/reconstruct")[0]
+    model = library_model("tiny-classes")
+    original = pixelrnn.load_image(path, model, invert="auto")
+    *_, last = pixelrnn.complete(model, original, fast=app_fast(), keep_rows=3, seed=4, labels=1)
+    assert_same_picture(result, last.image, model)
+    result, _, _, nll, *_ = client.predict(*reconstruct_args(path, keep_rows=3), "<i>c</i>", api_name="/reconstruct")  # restored as class 2
+    *_, last = pixelrnn.reconstruct(model, original, labels=2)
+    assert_same_picture(result, last.image, model)
+    assert float(nll) == pytest.approx(last.nll, abs=0.01)
+
+
+def test_a_class_that_is_not_the_models_is_a_message(app, client, monkeypatch):
+    client.predict("local:tiny-classes", api_name="/choose_model")
+    drawing = {"background": None, "layers": [], "composite": handle_file(str(EXAMPLES / "digit-3.png"))}
+    cases = [((2, 1.0, 0, False, "d"), "/generate", "'d' is not a class of this model: choose 'any' or one of 'a', 'b'"),
+             ((2, 1.0, 0, False, "each class"), "/generate", "is not a class of this model"),
+             ((2, 1.0, 0, False, ["a"]), "/generate", "is a name from the class list"),
+             ((drawing, 4, 4, 1.0, 0, "<b>x</b>"), "/complete_drawing", "&lt;b&gt;x&lt;/b&gt;' is not a class")]  # fmt: skip
+    for args, endpoint, words in cases:
+        with pytest.raises(AppError) as error:
+            client.predict(*args, api_name=endpoint)
+        assert words in str(error.value) and "Traceback" not in str(error.value)
+    monkeypatch.setattr(app[0].limits, "MAX_COMPLETIONS", 2)  # the 3 classes no longer fit a grid
+    with pytest.raises(AppError, match="this model has 3 classes and a grid here holds at most 2 completions"):
+        client.predict(drawing, 4, 4, 1.0, 0, "each class", api_name="/complete_drawing")
+    client.predict("local:binarized-mnist", api_name="/choose_model")
+    with pytest.raises(AppError, match="this model has no classes"):
+        client.predict(2, 1.0, 0, False, "a", api_name="/generate")
 
 
 # -- a public Space: limits ---------------------------------------------------------------------------------

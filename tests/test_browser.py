@@ -141,8 +141,19 @@ def test_train_a_tiny_model_on_an_upload_and_use_it(page):
     assert width % (4 * 9 + 1) == 0  # 16 samples of 8x8 in a 4x4 grid with 1-pixel gaps, upscaled
 
 
-def test_draw_then_let_the_model_complete_it_several_ways(page):
-    page.get_by_role("tab", name="Draw and complete").click()
+def choose_model(page, name):
+    page.locator("#model-list input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    expect(page.locator("#model-info")).to_contain_text(name)
+
+
+def pick(page, elem_id, choice):
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=choice, exact=True).click()
+    expect(page.locator(f"#{elem_id} input")).to_have_value(choice)
+
+
+def draw_a_stroke(page):
     canvas = page.locator("#drawing canvas").first
     expect(canvas).to_be_visible()
     page.locator("#drawing button[aria-label*='Brush' i], #drawing button[title*='Brush' i], #drawing button[aria-label*='Draw' i]").first.click()
@@ -152,6 +163,11 @@ def test_draw_then_let_the_model_complete_it_several_ways(page):
     page.mouse.down()
     page.mouse.move(x0 + 0.7 * w, y0 + 0.4 * h, steps=12)
     page.mouse.up()
+
+
+def test_draw_then_let_the_model_complete_it_several_ways(page):
+    page.get_by_role("tab", name="Draw and complete").click()
+    draw_a_stroke(page)
     set_slider(page, "completions", 4)
     page.click("#draw-button")
     expect(page.locator("#completion-grid img")).to_be_visible()
@@ -162,6 +178,40 @@ def test_draw_then_let_the_model_complete_it_several_ways(page):
     top_rows = np.asarray(grid)[1:15, 1:29]
     assert top_rows.max() > 0, "the stroke drawn on the canvas reached the model"
     screenshot(page, "draw")
+
+
+def test_pick_a_class_to_generate_and_complete_a_drawing_as_each_class(page):
+    """tiny-classes: 8x8, classes a, b and <i>c</i> (a name shown as these characters, never as markup)."""
+    page.get_by_role("tab", name="Generate").click()
+    expect(page.locator("#generate-class")).to_be_hidden()  # binarized-mnist has no classes
+    choose_model(page, "tiny-classes")
+    expect(page.locator("#generate-class input")).to_have_value("any")
+    page.locator("#generate-class input").click()
+    expect(page.get_by_role("option", name="<i>c</i>", exact=True)).to_be_visible()  # the name as its characters
+    page.get_by_role("option", name="b", exact=True).click()
+    expect(page.locator("#generate-class input")).to_have_value("b")
+    page.fill("#generate-seed input", "3")
+    page.click("#generate-button")
+    expect(page.locator("#generate-caption textarea")).to_have_value("All 16 drawn as b.")
+    wait_until_streamed(page, "#samples")
+    model = library_model("tiny-classes")
+    *_, last = pixelrnn.generate(model, fast=app_fast(), n=16, seed=3, labels=1)
+    assert_same_picture(shown_image(page, "#samples"), last.image, model)
+    screenshot(page, "generate-class")
+
+    page.get_by_role("tab", name="Draw and complete").click()
+    draw_a_stroke(page)
+    pick(page, "draw-class", "each class")
+    page.click("#draw-button")
+    expect(page.locator("#draw-caption textarea")).to_have_value("row 1: a, b\nrow 2: <i>c</i>")
+    wait_until_streamed(page, "#completion-grid")
+    table = page.locator("#completion-losses")
+    expect(table.get_by_role("row")).to_have_count(4)  # a header and one row per class
+    expect(table).to_contain_text("<i>c</i>")
+    assert page.locator("#completion-losses i, #draw-caption i, #generate-class i").count() == 0  # no markup made of a name
+    grid = shown_image(page, "#completion-grid")
+    assert grid.size == (2 * 9 + 1, 2 * 9 + 1)  # 3 completions of 8x8 in a 2x2 grid with 1-pixel gaps
+    screenshot(page, "draw-each-class")
 
 
 def test_compare_two_models_on_one_example(page):
