@@ -1,6 +1,6 @@
 """Copy a run's best checkpoint into weights/<name>/, stored in float16 to keep it small, and measure it as shipped.
 
-    python scripts/ship.py <name> [--split test] [--command "..."]
+    python scripts/ship.py <name> [--as <shipped name>] [--command "..."]
 
 The figures in the shipped model card are measured here, on the float16 weights as they load (into a
 float32 model), so the card describes exactly the file in weights/.
@@ -25,9 +25,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
     parser.add_argument("--runs", default=str(ROOT / "runs"))
+    parser.add_argument("--as", dest="shipped_as", help="the folder name in weights/ (default: the run's name)")
     parser.add_argument("--command", help="the command that reproduces the run (default: from its card)")
     args = parser.parse_args()
-    run, target = Path(args.runs) / args.name, ROOT / "weights" / args.name
+    run, target = Path(args.runs) / args.name, ROOT / "weights" / (args.shipped_as or args.name)
     trained = pixelrnn.PixelRNN.from_pretrained(run)
     settings = json.loads((run / "train.json").read_text())
     fields = card_fields((run / "README.md").read_text())
