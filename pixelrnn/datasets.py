@@ -261,7 +261,10 @@ def _hub_dataset(spec: str, config, seed) -> Splits:
         raise PixelRNNError(f"the data set {name!r} has no image column")
     label_column = next((c for c, f in features.items() if isinstance(f, datasets.ClassLabel)), None)
     tensors = {key: torch.stack([load_image(row[column], config) for row in part]) for key, part in parts.items()}
-    labels = {key: torch.tensor(part[label_column], dtype=torch.long) for key, part in parts.items()} if label_column else {}
+    columns = {key: part[label_column] for key, part in parts.items()} if label_column else {}
+    if any(value is None for column_values in columns.values() for value in column_values):
+        label_column, columns = None, {}  # an image folder without class subfolders: a label column of None
+    labels = {key: torch.tensor(column_values, dtype=torch.long) for key, column_values in columns.items()}
     first = next(iter(tensors))
     train, train_labels = tensors.get("train", tensors[first]), labels.get("train", labels.get(first))
     valid_key = next((key for key in ("validation", "valid") if key in tensors), None)

@@ -208,3 +208,18 @@ def test_train_labels_makes_a_class_conditional_model_and_refuses_a_mismatch(tmp
                                                        {**model_config, "classes": 10})))  # fmt: skip
     assert "leave --classes out" in error_of(lambda: list(run(TrainConfig(**{**settings, "out": str(tmp_path / "c")}),
                                                               {**model_config, "classes": 3})))  # fmt: skip
+
+
+def test_a_hub_data_set_with_a_class_label_column_gives_labels(tmp_path):
+    pytest.importorskip("datasets")
+    from PIL import Image
+
+    for split, count in (("train", 6), ("test", 2)):
+        for name, shade in (("dark", 10), ("light", 240)):
+            (tmp_path / "copy" / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.new("L", (12, 12), shade).save(tmp_path / "copy" / split / name / f"{i}.png")
+    splits = load_splits(f"hf:{tmp_path / 'copy'}", tiny(height=8, width=8).config, labels=True)
+    assert splits.class_names == ["dark", "light"]
+    for images, labels in ((splits.train, splits.train_labels), (splits.valid, splits.valid_labels), (splits.test, splits.test_labels)):
+        assert len(images) == len(labels) and bool(((images.mean(dim=(1, 2, 3)) > 0.5) == (labels == 1)).all())

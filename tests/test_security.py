@@ -215,9 +215,9 @@ def test_one_session_cannot_fill_the_queue(monkeypatch):
     release, real = threading.Event(), app.pixelrnn.generate
     monkeypatch.setattr(fairness, "PER_SESSION", 2)
 
-    def held(model, n, temperature, seed, fast):
+    def held(model, n, temperature, seed, fast, labels=None):
         release.wait(60) if seed == 99 else None
-        return real(model, n=n, temperature=temperature, seed=seed, fast=fast)
+        return real(model, n=n, temperature=temperature, seed=seed, fast=fast, labels=labels)
 
     monkeypatch.setattr(app.pixelrnn, "generate", held)
     greedy = Client(url, verbose=False)
