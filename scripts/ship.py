@@ -41,17 +41,25 @@ def main():
     checkpoint.save(half, target)  # weights on disk in float16
     shipped = pixelrnn.PixelRNN.from_pretrained(target)  # as users get it: float32 model, float16 values
 
+    labelled = bool(settings.get("labels"))
     splits = load_splits(settings["data"], shipped.config, folder=settings.get("data_dir"), copies=settings["copies"],
-                         augment=settings["augment"], seed=settings["seed"])  # fmt: skip
+                         augment=settings["augment"], seed=settings["seed"], labels=labelled)  # fmt: skip
     metrics = {k: v for k, v in fields.get("metrics", {}).items() if k in ("epoch", "step")}
     for split in ("valid", "test"):
         images = getattr(splits, split)
         if images is not None:
-            figures = evaluate(shipped, images)
+            figures = evaluate(shipped, images, labels=getattr(splits, f"{split}_labels") if labelled else None)
             metrics[f"{split}_nll_nats"] = round(figures["nll_nats"], 3)
             metrics[f"{split}_bits_per_dim"] = round(figures["bits_per_dim"], 5)
+            if "conditional_nll_nats" in figures:  # a class-conditional model: nll_nats above is the exact marginal
+                metrics[f"{split}_conditional_nll_nats"] = round(figures["conditional_nll_nats"], 3)
+                metrics[f"{split}_class_accuracy"] = round(figures["class_accuracy"], 4)
             print(f"{args.name} {split}: {figures}")
-    *_, last = pixelrnn.generate(shipped, n=16, seed=0)
+    classes = shipped.config["classes"]
+    if 0 < classes <= 16:  # one row per class
+        *_, last = pixelrnn.generate(shipped, n=classes * classes, seed=0, labels=[c for c in range(classes) for _ in range(classes)])
+    else:
+        *_, last = pixelrnn.generate(shipped, n=16, seed=0)
     pixelrnn.to_pil(last.image, shipped, scale=4 if shipped.config["width"] <= 32 else 2).save(target / "samples.png")
     checkpoint.save(half, target, metrics=metrics, data=splits.name, command=command, samples_image="samples.png")
     for name in ("train.json", "metrics.jsonl", "loss.png"):

@@ -42,6 +42,14 @@ if run cifar10; then  # the spatial state on CIFAR-10's original pixels; resumab
   $PY -m pixelrnn train "${cifar[@]}"  # 138 min; best valid 3.572 bits/dim (first 1,000) at step 7,500
   $PY scripts/ship.py cifar10-spatial --as cifar10  # valid 3.533 (all 4,982), test 3.538 on the shipped float16 file
 fi
+if run mnist-classes; then  # class-conditional (issue 25): thresholded MNIST with its labels; the baseline: the same without --labels
+  classes=(--data mnist --cell gru --hidden-size 256 --head-size 256 --dropout 0.1 --ema 0.999 --epochs 20 --batch-size 64 --lr 2e-3
+    --warmup-steps 300 --max-valid 2000 --eval-batch-size 200 --threads 2 --test)
+  $PY -m pixelrnn train "${classes[@]}" --labels --out runs/mnist-classes
+  $PY scripts/ship.py mnist-classes
+  $PY -m pixelrnn train "${classes[@]}" --out runs/mnist-unconditional  # not shipped: the NLL table's baseline
+  $PY bench/classes.py weights/mnist-classes --unconditional runs/mnist-unconditional
+fi
 # The earlier cifar10 (GRU 512, MADE 512, trained on JPEG-decoded pixels; 5.10 bits/dim on the original test pixels) was:
 #   train --data cifar10 --height 32 --width 32 --channels 3 --values 8bit --hidden-size 512 --head-size 512 --epochs 12
 #     --batch-size 32 --lr 2e-3 --warmup-steps 300 --threads 2 --out runs/cifar10 --test   (on the JPEG-decoded source, now gone)
