@@ -6,7 +6,8 @@ comparable to published ones.
     python bench/nll_table.py [--weights weights] [--data-dir DIR] [--max-images N]
 
 Each checkpoint folder carries the train.json of the run that made it; its `data` names the source.
-Binarized MNIST is the standard benchmark (nats per image, lower is better).
+Binarized MNIST is the standard benchmark (nats per image, lower is better). A class-conditional
+checkpoint's NLL is its exact marginal -log p(x); the figure given each image's true class follows it.
 """
 import argparse
 import json
@@ -45,15 +46,21 @@ def main():
         model = pixelrnn.PixelRNN.from_pretrained(folder)
         settings = json.loads((folder / "train.json").read_text()) if (folder / "train.json").exists() else {}
         source = settings.get("data", "binarized-mnist")
-        splits = load_splits(source, model.config, folder=args.data_dir, copies=settings.get("copies", 512), seed=settings.get("seed", 0))
+        conditional = bool(model.config["classes"])
+        splits = load_splits(source, model.config, folder=args.data_dir, copies=settings.get("copies", 512), seed=settings.get("seed", 0),
+                             labels=conditional)  # fmt: skip
         split = "test" if splits.test is not None else "valid"
         images = getattr(splits, split)[: args.max_images or None]
+        labels = getattr(splits, f"{split}_labels")[: len(images)] if conditional else None
         start = time.perf_counter()
-        figures = evaluate(model, images)
+        figures = evaluate(model, images, labels=labels)
         rows.append((folder.name, source, split, len(images), figures, time.perf_counter() - start, pixelrnn.count_parameters(model)))
     print(f"{'checkpoint':<28}{'data':<20}{'split':<7}{'images':>7}{'NLL nats':>10}{'bits/dim':>10}{'params':>11}{'eval s':>8}")
     for name, source, split, count, figures, seconds, params in rows:
         print(f"{name:<28}{source:<20}{split:<7}{count:>7}{figures['nll_nats']:>10.2f}{figures['bits_per_dim']:>10.4f}{params:>11,}{seconds:>8.1f}")
+        if "conditional_nll_nats" in figures:
+            print(f"{'  given the true class':<62}{figures['conditional_nll_nats']:>10.2f}{figures['conditional_bits_per_dim']:>10.4f}"
+                  f"   (the model as a classifier: {figures['class_accuracy']:.1%} right)")  # fmt: skip
     print("\npublished, binarized MNIST test NLL (nats per image):")
     for name, nll in PUBLISHED:
         print(f"  {name:<55}{nll:>6.1f}")

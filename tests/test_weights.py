@@ -71,3 +71,19 @@ def test_cifar10_checkpoint_scores_as_its_card_says_on_original_pixels():
     assert claimed["test_nll_nats"] / (3072 * 0.6931471805599453) == pytest.approx(claimed["test_bits_per_dim"], abs=1e-4)
     slack = _scores_as_claimed(model, load_splits("cifar10", model.config).test, claimed["test_nll_nats"], 500)
     assert slack < 0.25 * 3072 * 0.6931471805599453  # under a quarter of a bit per dim
+
+
+def test_mnist_classes_checkpoint_scores_as_its_card_says_given_the_class_and_marginally():
+    DATA = shared_data("mnist.npz").parent
+    folder = ROOT / "weights" / "mnist-classes"
+    model = pixelrnn.PixelRNN.from_pretrained(folder)
+    assert model.config["class_names"] == [str(d) for d in range(10)]
+    claimed = card_fields((folder / "README.md").read_text())["metrics"]
+    splits = load_splits("mnist", model.config, folder=str(DATA), labels=True)
+    _scores_as_claimed(model, splits.test, claimed["test_nll_nats"], 500)  # the marginal: log_prob without labels
+    subset = torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(1))[:500]
+    with torch.inference_mode():
+        given = -model.log_prob(splits.test[subset], labels=splits.test_labels[subset]).sum(dim=(1, 2, 3)).double()
+    assert abs(given.mean().item() - claimed["test_conditional_nll_nats"]) < 4 * given.std().item() / len(given) ** 0.5
+    # knowing the class can only help, by at most log 10 nats (p(x) >= p(class) p(x | class), p(class) about 1/10)
+    assert 0 < claimed["test_nll_nats"] - claimed["test_conditional_nll_nats"] < 2.4
