@@ -29,7 +29,8 @@ def main():
     parser.add_argument("--data", default="mnist")
     parser.add_argument("--data-dir")
     parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--classifier-images", type=int, default=20000, help="training images for the classifier")
+    parser.add_argument("--classifier-images", type=int, default=0, help="training images for the classifier (0: all)")
+    parser.add_argument("--classifier-epochs", type=int, default=50, help="passes of the classifier's training")
     parser.add_argument("--max-test", type=int, default=0, help="score the first N test images (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -44,8 +45,9 @@ def main():
     if args.max_test:
         test, test_labels = test[: args.max_test], test_labels[: args.max_test]
     flat = lambda images: images.reshape(len(images), -1).numpy() / (1 if model.config["values"] == "binary" else 255)  # noqa: E731
-    classifier = MLPClassifier(hidden_layer_sizes=(256,), max_iter=30, random_state=args.seed)
-    classifier.fit(flat(splits.train[: args.classifier_images]), splits.train_labels[: args.classifier_images].numpy())
+    classifier = MLPClassifier(hidden_layer_sizes=(256,), max_iter=args.classifier_epochs, random_state=args.seed)
+    known = slice(0, args.classifier_images or None)
+    classifier.fit(flat(splits.train[known]), splits.train_labels[known].numpy())
     real = torch.from_numpy(classifier.predict(flat(test)))
 
     print(f"| class | samples labelled as their class ({args.per_class} per class) | classifier on real test images |")
