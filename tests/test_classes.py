@@ -49,17 +49,19 @@ def test_each_class_and_the_marginal_are_distributions_over_all_images(config):
 
 @pytest.mark.parametrize("config", CORES + [dict(values="8bit", channels=3)], ids=_id)
 def test_the_marginal_is_logsumexp_of_prior_plus_conditional_summed_by_hand(config):
-    model = _model(**config)
+    # in float64: the sharp 8-bit model's float32 log-probabilities differ by up to 1e-2 nats between batch
+    # shapes on some CPUs (differences of logistic CDFs), which is rounding, not the marginal's arithmetic
+    model = _model(**config).double()
     x = random_images(model, batch=5, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        marginal = model.log_prob(x).double().sum(dim=(1, 2, 3))
+        marginal = model.log_prob(x).sum(dim=(1, 2, 3))
         by_hand = []
         for image in x:
             terms = [model.class_log_prior[c].item() + model.log_prob(image[None], labels=c).double().sum().item() for c in range(3)]
             top = max(terms)
             by_hand.append(top + torch.tensor([t - top for t in terms], dtype=torch.float64).exp().sum().log().item())
-    torch.testing.assert_close(marginal, torch.tensor(by_hand, dtype=torch.float64), rtol=0, atol=1e-3)
-    assert torch.allclose(model.class_log_prior.exp(), torch.tensor([1 / 8, 2 / 8, 5 / 8]))
+    torch.testing.assert_close(marginal, torch.tensor(by_hand, dtype=torch.float64), rtol=0, atol=1e-6)
+    assert torch.allclose(model.class_log_prior.exp(), torch.tensor([1 / 8, 2 / 8, 5 / 8], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("config", CORES, ids=_id)
