@@ -51,7 +51,7 @@ def main():
                              labels=conditional)  # fmt: skip
         split = "test" if splits.test is not None else "valid"
         images = getattr(splits, split)[: args.max_images or None]
-        labels = getattr(splits, f"{split}_labels")[: len(images)] if conditional else None
+        labels = splits.labels_of(split)[: len(images)] if conditional else None
         start = time.perf_counter()
         figures = evaluate(model, images, labels=labels)
         rows.append((folder.name, source, split, len(images), figures, time.perf_counter() - start, pixelrnn.count_parameters(model)))

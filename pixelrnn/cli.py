@@ -368,7 +368,7 @@ def _eval(args, argv):
     if model.config["classes"] and splits.class_names is not None:  # also scored given each image's true class
         if len(splits.class_names) != model.config["classes"]:
             raise PixelRNNError(f"{args.checkpoint} has {model.config['classes']} classes and {args.data!r} {len(splits.class_names)}")
-        labels = getattr(splits, f"{args.split}_labels")
+        labels = splits.labels_of(args.split)
     if args.max_images:
         images = images[: args.max_images]
         labels = labels[: args.max_images] if labels is not None else None

@@ -41,6 +41,10 @@ class Splits:
     valid_labels: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
 
+    def labels_of(self, split: str) -> torch.Tensor | None:
+        """The class index of each image of `split` ("train", "valid" or "test"); None for a source without classes."""
+        return getattr(self, f"{split}_labels")
+
     def class_counts(self) -> torch.Tensor:
         """How many training images each class has."""
         return torch.bincount(self.train_labels, minlength=len(self.class_names))

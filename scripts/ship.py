@@ -48,7 +48,7 @@ def main():
     for split in ("valid", "test"):
         images = getattr(splits, split)
         if images is not None:
-            figures = evaluate(shipped, images, labels=getattr(splits, f"{split}_labels") if labelled else None)
+            figures = evaluate(shipped, images, labels=splits.labels_of(split) if labelled else None)
             metrics[f"{split}_nll_nats"] = round(figures["nll_nats"], 3)
             metrics[f"{split}_bits_per_dim"] = round(figures["bits_per_dim"], 5)
             if "conditional_nll_nats" in figures:  # a class-conditional model: nll_nats above is the exact marginal
@@ -56,10 +56,9 @@ def main():
                 metrics[f"{split}_class_accuracy"] = round(figures["class_accuracy"], 4)
             print(f"{args.name} {split}: {figures}")
     classes = shipped.config["classes"]
-    if 0 < classes <= 16:  # one row per class
-        *_, last = pixelrnn.generate(shipped, n=classes * classes, seed=0, labels=[c for c in range(classes) for _ in range(classes)])
-    else:
-        *_, last = pixelrnn.generate(shipped, n=16, seed=0)
+    rows_of_classes = 0 < classes <= 16  # one row per class
+    labels = [c for c in range(classes) for _ in range(classes)] if rows_of_classes else None
+    *_, last = pixelrnn.generate(shipped, n=classes * classes if rows_of_classes else 16, seed=0, labels=labels)
     pixelrnn.to_pil(last.image, shipped, scale=4 if shipped.config["width"] <= 32 else 2).save(target / "samples.png")
     checkpoint.save(half, target, metrics=metrics, data=splits.name, command=command, samples_image="samples.png")
     for name in ("train.json", "metrics.jsonl", "loss.png"):

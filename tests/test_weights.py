@@ -74,12 +74,12 @@ def test_cifar10_checkpoint_scores_as_its_card_says_on_original_pixels():
 
 
 def test_mnist_classes_checkpoint_scores_as_its_card_says_given_the_class_and_marginally():
-    DATA = shared_data("mnist.npz").parent
+    data = shared_data("mnist.npz").parent
     folder = ROOT / "weights" / "mnist-classes"
     model = pixelrnn.PixelRNN.from_pretrained(folder)
     assert model.config["class_names"] == [str(d) for d in range(10)]
     claimed = card_fields((folder / "README.md").read_text())["metrics"]
-    splits = load_splits("mnist", model.config, folder=str(DATA), labels=True)
+    splits = load_splits("mnist", model.config, folder=str(data), labels=True)
     _scores_as_claimed(model, splits.test, claimed["test_nll_nats"], 500)  # the marginal: log_prob without labels
     subset = torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(1))[:500]
     with torch.inference_mode():
